@@ -1,0 +1,296 @@
+"""Reverse-mode autodiff: the op base class, the recorded graph, and the backward sweep.
+
+Every op is a `Function` subclass with a NumPy `forward` and a `backward` (its
+vector-Jacobian product) written in Tensor operations. `Function.apply` runs the
+forward and, when an input needs a gradient, returns a Tensor whose `grad_fn` is
+a `Context`: the op, its input Tensors and whatever the forward saved. Those
+contexts are the nodes of the graph; `run_backward` walks them in reverse
+topological order (iteratively, so a 100,000-op chain is fine).
+
+Because VJPs are Tensor operations, running them with recording on
+(`create_graph=True`) yields gradients that are graphs themselves: second and
+higher derivatives need no second code path.
+"""
+from __future__ import annotations
+
+import contextlib
+import weakref
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+# ---------------------------------------------------------------- grad mode
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Turn graph recording on or off inside a `with` block or a decorated function."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self.prev, _grad_enabled = _grad_enabled, self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self.prev
+
+
+class no_grad(set_grad_enabled):
+    """`with no_grad():` or `@no_grad()`: ops run without recording a graph."""
+
+    def __init__(self) -> None:
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Re-enable recording inside a `no_grad` region."""
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+
+# ---------------------------------------------------------------- graph nodes
+
+class Context:
+    """A node of the graph: one op applied to some input Tensors.
+
+    `inputs` are the Tensors the op was applied to (the edges of the graph);
+    `kwargs` its non-tensor arguments; `needs_input_grad[i]` tells whether input
+    i wants a gradient. The forward stores what its VJP needs with
+    `save_for_backward`; `release()` drops that after a backward.
+    """
+
+    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...], kwargs: dict[str, Any]) -> None:
+        self.fn = fn
+        self.inputs = inputs
+        self.kwargs = kwargs
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self.released = False
+        self._saved: tuple = ()
+        self._output: weakref.ref | None = None
+
+    def save_for_backward(self, *values: Any) -> None:
+        """Keep arrays or Tensors for the VJP; they are freed after backward."""
+        self._saved = values
+
+    @property
+    def saved(self) -> tuple:
+        return self._saved
+
+    @property
+    def output(self) -> Tensor:
+        """The Tensor this op produced (held weakly: a node must not keep its own output alive)."""
+        return self._output()
+
+    def release(self) -> None:
+        """Free what the forward saved; the graph's structure (inputs, kwargs) stays for drawing."""
+        self.released, self._saved, self._output = True, (), None
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__ + "Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+class Function:
+    """Base class of every op: `forward` on NumPy arrays, `backward` in Tensor ops.
+
+    forward(ctx, *arrays, **kwargs) -> array
+    backward(ctx, grad) -> one gradient (Tensor or None) per input, a tuple if more than one.
+    Gradients may have the broadcast output shape; the engine sums them back.
+    """
+
+    registry: dict[str, type[Function]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Function.registry[cls.__name__] = cls
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **kwargs: Any) -> Tensor:
+        """Run the op on Tensors; record a node if grad mode is on and an input requires grad."""
+        ctx = Context(cls, inputs, kwargs)
+        data = cls.forward(ctx, *[t.data for t in inputs], **kwargs)
+        if type(data) is not np.ndarray:  # NumPy turns 0-d results into scalars
+            data = np.asarray(data)
+        if _grad_enabled and True in ctx.needs_input_grad:
+            out = tensor_module.Tensor._make(data, True, ctx)
+            ctx._output = weakref.ref(out)
+            return out
+        return tensor_module.Tensor._make(data, False, None)
+
+
+# ---------------------------------------------------------------- backward sweep
+
+def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Tensors that lead to `roots` and require grad, each after every Tensor computed from it
+    (so roots come first). Iterative depth-first search: no recursion limit."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack = [(root, False) for root in roots]
+    while stack:
+        t, children_done = stack.pop()
+        if children_done:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        if t.grad_fn is not None:
+            stack.extend((x, False) for x in t.grad_fn.inputs if x.requires_grad and id(x) not in visited)
+    order.reverse()
+    return order
+
+
+def _fit_gradient(grad: Tensor, like: Tensor, ctx: Context) -> Tensor:
+    """Sum a broadcast gradient back to `like`'s shape and give it `like`'s dtype: the one
+    place where broadcasting is undone, so no op has to do it itself."""
+    if grad.shape != like.shape:
+        try:
+            grad = grad.sum_to_size(like.shape)
+        except ValueError:
+            raise RuntimeError(f"{ctx.name} returned a gradient of shape {grad.shape} for an input "
+                               f"of shape {like.shape}") from None
+    if grad.dtype != like.dtype:
+        grad = grad.to(like.dtype)
+    return grad
+
+
+def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retain_graph: bool,
+                 create_graph: bool, inputs: Sequence[Tensor] | None = None) -> list[Tensor | None] | None:
+    """Propagate `root_grads` from `roots` back through the graph.
+
+    With `inputs=None`, gradients accumulate into the `.grad` of leaves (and of
+    tensors that called `retain_grad()`); otherwise the gradient reaching each of
+    `inputs` is returned and no `.grad` is touched.
+    """
+    grads: dict[int, Tensor] = {}
+    for root, g in zip(roots, root_grads):
+        grads[id(root)] = grads[id(root)] + g if id(root) in grads else g
+    wanted = {id(t): None for t in inputs} if inputs is not None else None
+
+    with set_grad_enabled(create_graph):
+        for t in topological_order(roots):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if wanted is not None:
+                if id(t) in wanted:
+                    wanted[id(t)] = g
+            elif t.grad_fn is None or t._retains_grad:
+                _accumulate(t, g, create_graph)
+            ctx = t.grad_fn
+            if ctx is None:
+                continue
+            if ctx.released:
+                raise RuntimeError(
+                    f"{ctx.name}: trying to backward through the graph a second time, but its saved "
+                    "values were freed after the first backward. Pass retain_graph=True to the first "
+                    "backward() if you need to go through the graph again.")
+            input_grads = ctx.fn.backward(ctx, g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for x, needed, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads):
+                if needed and gx is not None:
+                    gx = _fit_gradient(gx, x, ctx)
+                    grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
+            if not retain_graph:
+                ctx.release()
+    return None if wanted is None else list(wanted.values())
+
+
+def _accumulate(t: Tensor, g: Tensor, create_graph: bool) -> None:
+    if create_graph:  # keep .grad a graph so it can be differentiated again
+        t.grad = g if t.grad is None else t.grad + g
+    elif t.grad is None:
+        # Own the memory: the same array may be the gradient of several tensors.
+        t.grad = tensor_module.Tensor._make(np.array(g.data, copy=True), False, None)
+    else:
+        t.grad.data += g.data
+
+
+# ---------------------------------------------------------------- public entry points
+
+def _as_tensor_grads(outputs: Sequence[Tensor], grads: Sequence[Any] | None, op: str) -> list[Tensor]:
+    """The seed gradients: given ones converted to Tensors, or ones for one-element outputs."""
+    Tensor = tensor_module.Tensor
+    for out in outputs:
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{op}: expected Tensors, got {type(out).__name__}")
+        if not out.requires_grad:
+            raise RuntimeError(f"{op}: a tensor of shape {out.shape} does not require grad and has no "
+                               "grad_fn (did you set requires_grad=True on an input, or run under no_grad?)")
+    if grads is None:
+        grads = [None] * len(outputs)
+    if len(grads) != len(outputs):
+        raise ValueError(f"{op}: got {len(grads)} gradients for {len(outputs)} outputs")
+    seeds = []
+    for out, g in zip(outputs, grads):
+        if g is None:
+            if out.data.size != 1:
+                raise RuntimeError(f"{op}: grad can be implicitly created only for one-element outputs, "
+                                   f"got shape {out.shape}; pass a gradient of that shape")
+            g = Tensor._make(np.ones(out.shape, dtype=out.dtype), False, None)
+        g = g if isinstance(g, Tensor) else Tensor(np.asarray(g, dtype=out.dtype))
+        if g.shape != out.shape:
+            raise RuntimeError(f"{op}: gradient of shape {g.shape} does not match output of shape {out.shape}")
+        seeds.append(g)
+    return seeds
+
+
+def backward(tensors: Sequence[Tensor], grad_tensors: Sequence[Any] | None = None,
+             retain_graph: bool | None = None, create_graph: bool = False) -> None:
+    """Accumulate the gradients of `tensors` into the `.grad` of every leaf they depend on
+    (as torch.autograd.backward). `retain_graph` defaults to `create_graph`."""
+    seeds = _as_tensor_grads(list(tensors), grad_tensors, "backward")
+    run_backward(list(tensors), seeds, retain_graph=create_graph if retain_graph is None else retain_graph,
+                 create_graph=create_graph)
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """d(outputs)/d(inputs) contracted with `grad_outputs`, returned instead of stored in
+    `.grad` (as torch.autograd.grad). With `create_graph=True` the results are differentiable."""
+    Tensor = tensor_module.Tensor
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for x in inputs:
+        if not isinstance(x, Tensor) or not x.requires_grad:
+            raise RuntimeError("grad: every input must be a Tensor that requires grad")
+    seeds = _as_tensor_grads(outputs, grad_outputs, "grad")
+    found = run_backward(outputs, seeds, retain_graph=create_graph if retain_graph is None else retain_graph,
+                         create_graph=create_graph, inputs=inputs)
+    for x, g in zip(inputs, found):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: an input of shape {x.shape} was not used to compute the outputs "
+                               "(pass allow_unused=True to get None for it)")
+    return tuple(found)
+
+
+# tensor.py builds on this module; import it last so either can be imported first.
+from . import tensor as tensor_module  # noqa: E402

@@ -1,0 +1,73 @@
+"""Reductions: sum, max and sum_to_size (the adjoint of broadcasting).
+mean, var, min and friends are composed from these in tensor.py."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+from ..shapes import normalize_dims
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    """Sum over `dim` (None = all).  dL/dx = g broadcast back over the summed dims."""
+
+    @staticmethod
+    def forward(ctx, x, *, dim=None, keepdim=False):
+        ctx.axes = normalize_dims(dim, x.ndim, "sum", x.shape)
+        return x.sum(axis=ctx.axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape = ctx.inputs[0].shape
+        return g.reshape(_kept_shape(shape, ctx.axes)).expand(shape)
+
+
+class Max(Function):
+    """Largest value over `dim` (None = all).
+
+    dL/dx = g * w, where w picks the maximum: with `spread_ties` the gradient is split
+    evenly among equal maxima (PyTorch's amax and max()); otherwise it goes to the
+    first maximum along the single `dim` (PyTorch's max(dim), which returns that index).
+    """
+
+    @staticmethod
+    def forward(ctx, x, *, dim=None, keepdim=False, spread_ties=True):
+        if x.size == 0:
+            raise ValueError(f"max: cannot reduce a tensor of shape {x.shape} with no elements")
+        axes = normalize_dims(dim, x.ndim, "max", x.shape)
+        top = x.max(axis=axes, keepdims=True)
+        if spread_ties:
+            picked = x == top
+            w = picked / picked.sum(axis=axes, keepdims=True)
+        else:
+            (axis,) = axes
+            w = np.zeros(x.shape, dtype=bool)
+            np.put_along_axis(w, x.argmax(axis=axis, keepdims=True), True, axis=axis)
+        ctx.axes = axes
+        ctx.save_for_backward(w.astype(x.dtype, copy=False))
+        return top if keepdim else top.reshape([n for i, n in enumerate(top.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, g):
+        w, = ctx.saved
+        return g.reshape(_kept_shape(w.shape, ctx.axes)) * w
+
+
+class SumToSize(Function):
+    """Sum a broadcast array back down to `shape`: the adjoint of expand.  dL/dx = g expanded."""
+
+    @staticmethod
+    def forward(ctx, x, *, shape):
+        lead = x.ndim - len(shape)
+        if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, x.shape[lead:])):
+            raise ValueError(f"sum_to_size: shape {x.shape} cannot be summed to {tuple(shape)}")
+        axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 != x.shape[lead + i])
+        return x.sum(axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.expand(ctx.inputs[0].shape)
