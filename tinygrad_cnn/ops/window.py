@@ -1,0 +1,130 @@
+"""Sliding-window primitives for convolution and pooling on (N, C, H, W) arrays.
+
+A window of size (KH, KW) with `stride` and `dilation` visits OH x OW positions. Each
+kernel offset (i, j) sees a strided slice of the input: `x[..., i*dh :: sh, j*dw :: sw]`
+(cut to OH x OW). Every op here is a loop over those KH*KW slices, never over pixels,
+and each op's VJP is its adjoint among them:
+
+    Unfold  <->  Fold                        conv2d, avg_pool2d
+    WindowMax -> WindowScatter <-> WindowGather  max_pool2d
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..autograd import Function
+
+Pair = tuple[int, int]
+
+
+def output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
+    """Positions a window fits into `size`: floor((size - dilation*(kernel-1) - 1) / stride) + 1."""
+    return (size - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _offset_slices(kernel_size: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> Iterator[tuple[int, tuple]]:
+    """(k, index) for each kernel offset k = i*KW + j: the slice of x that offset sees."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel_size, stride, dilation, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield i * kw + j, (..., slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                               slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+class Unfold(Function):
+    """Every window of x, copied out: (N, C, H, W) -> (N, C, KH, KW, OH, OW) ("im2col").
+    dL/dx = Fold(g): each window's gradient added back where the window came from."""
+
+    @staticmethod
+    def forward(ctx, x, *, kernel_size, stride, dilation):
+        (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+        oh, ow = output_size(x.shape[-2], kh, sh, dh), output_size(x.shape[-1], kw, sw, dw)
+        *lead, s_h, s_w = x.strides
+        windows = as_strided(x, x.shape[:-2] + (kh, kw, oh, ow), (*lead, s_h * dh, s_w * dw, s_h * sh, s_w * sw),
+                             writeable=False)
+        return np.ascontiguousarray(windows)
+
+    @staticmethod
+    def backward(ctx, g):
+        kw = ctx.kwargs
+        return Fold.apply(g, input_size=ctx.inputs[0].shape[-2:], stride=kw["stride"], dilation=kw["dilation"])
+
+
+class Fold(Function):
+    """Sum windows back into an image: (N, C, KH, KW, OH, OW) -> (N, C, H, W), the adjoint of Unfold
+    (overlapping windows add up).  dL/dcols = Unfold(g)."""
+
+    @staticmethod
+    def forward(ctx, cols, *, input_size, stride, dilation):
+        kh, kw, oh, ow = cols.shape[-4:]
+        out = np.zeros(cols.shape[:-4] + tuple(input_size), dtype=cols.dtype)
+        for k, where in _offset_slices((kh, kw), stride, dilation, (oh, ow)):
+            out[where] += cols[..., k // kw, k % kw, :, :]
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        kh, kw = ctx.inputs[0].shape[-4:-2]
+        return Unfold.apply(g, kernel_size=(kh, kw), stride=ctx.kwargs["stride"], dilation=ctx.kwargs["dilation"])
+
+
+class WindowMax(Function):
+    """The largest value in each window: (N, C, H, W) -> (N, C, OH, OW).
+    dL/dx = g sent to each window's first maximum (row-major order, as PyTorch), via WindowScatter."""
+
+    @staticmethod
+    def forward(ctx, x, *, kernel_size, stride, dilation):
+        oh = output_size(x.shape[-2], kernel_size[0], stride[0], dilation[0])
+        ow = output_size(x.shape[-1], kernel_size[1], stride[1], dilation[1])
+        slices = _offset_slices(kernel_size, stride, dilation, (oh, ow))
+        _, first = next(slices)
+        best = x[first].copy()
+        winner = np.zeros(best.shape, dtype=np.int8 if kernel_size[0] * kernel_size[1] <= 127 else np.int32)
+        for k, where in slices:
+            # strictly greater: a later equal value never takes the gradient from an earlier one
+            winner = np.where(x[where] > best, k, winner)
+            np.maximum(best, x[where], out=best)
+        ctx.save_for_backward(winner)
+        return best
+
+    @staticmethod
+    def backward(ctx, g):
+        winner, = ctx.saved
+        kw = ctx.kwargs
+        return WindowScatter.apply(g, index=winner, input_size=ctx.inputs[0].shape[-2:], **kw)
+
+
+class WindowScatter(Function):
+    """g (N, C, OH, OW) placed in zeros (N, C, H, W) at the offset `index` picks in each window
+    (added where windows overlap).  dL/dg = WindowGather(g') at the same offsets."""
+
+    @staticmethod
+    def forward(ctx, g, *, index, input_size, kernel_size, stride, dilation):
+        out = np.zeros(g.shape[:-2] + tuple(input_size), dtype=g.dtype)
+        for k, where in _offset_slices(kernel_size, stride, dilation, g.shape[-2:]):
+            out[where] += np.where(index == k, g, 0)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        kw = {k: v for k, v in ctx.kwargs.items() if k != "input_size"}
+        return WindowGather.apply(g, **kw)
+
+
+class WindowGather(Function):
+    """From each window, the element at the offset `index` picks: (N, C, H, W) -> (N, C, OH, OW).
+    dL/dx = WindowScatter(g) at the same offsets."""
+
+    @staticmethod
+    def forward(ctx, x, *, index, kernel_size, stride, dilation):
+        out = np.zeros(index.shape, dtype=x.dtype)
+        for k, where in _offset_slices(kernel_size, stride, dilation, index.shape[-2:]):
+            out += np.where(index == k, x[where], 0)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return WindowScatter.apply(g, input_size=ctx.inputs[0].shape[-2:], **ctx.kwargs)
