@@ -77,16 +77,12 @@ class Context:
         self.kwargs = kwargs
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
         self.released = False
-        self._saved: tuple = ()
+        self.saved: tuple = ()
         self._output: weakref.ref | None = None
 
     def save_for_backward(self, *values: Any) -> None:
-        """Keep arrays or Tensors for the VJP; they are freed after backward."""
-        self._saved = values
-
-    @property
-    def saved(self) -> tuple:
-        return self._saved
+        """Keep arrays or Tensors for the VJP in `saved`; they are freed after backward."""
+        self.saved = values
 
     @property
     def output(self) -> Tensor:
@@ -95,7 +91,7 @@ class Context:
 
     def release(self) -> None:
         """Free what the forward saved; the graph's structure (inputs, kwargs) stays for drawing."""
-        self.released, self._saved, self._output = True, (), None
+        self.released, self.saved, self._output = True, (), None
 
     @property
     def name(self) -> str:
@@ -222,13 +218,14 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
 
 
 def _accumulate(t: Tensor, g: Tensor, create_graph: bool) -> None:
+    """Add g to t.grad, out of place: a .grad array is never shared with another tensor's
+    gradient or with the graph, so users may change `p.grad.data` in place."""
     if create_graph:  # keep .grad a graph so it can be differentiated again
         t.grad = g if t.grad is None else t.grad + g
     elif t.grad is None:
-        # Own the memory: the same array may be the gradient of several tensors.
         t.grad = tensor_module.Tensor._make(np.array(g.data, copy=True), False, None)
     else:
-        t.grad.data += g.data
+        t.grad = tensor_module.Tensor._make(t.grad.data + g.data, False, None)
 
 
 # ---------------------------------------------------------------- public entry points

@@ -1,0 +1,211 @@
+"""Module and Parameter: how models hold their weights, as in torch.nn.
+
+Assigning a Parameter, a Module or (via `register_buffer`) a state Tensor to an
+attribute registers it, so `parameters()`, `state_dict()` and `train()/eval()`
+find everything by walking the tree of submodules.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator, Mapping, NamedTuple
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module owns and trains: requires grad by default."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class of layers and models: subclasses set attributes in `__init__` and define `forward`."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            self._buffers[name] = value
+        else:
+            for registry in (self._parameters, self._buffers, self._modules):
+                registry.pop(name, None)
+            if isinstance(value, Parameter):
+                self._parameters[name] = value
+            elif isinstance(value, Module):
+                self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor) -> None:
+        """A Tensor that is state but not trained (such as BatchNorm's running mean): saved in state_dict."""
+        self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
+
+    # ------------------------------------------------------------ calling
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------ walking the tree
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every submodule, depth first, with dotted names ('' for this one)."""
+        stack, seen = [(prefix, self)], set()
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{n}" if name else n, m) for n, m in module._modules.items()]
+            stack.extend(reversed(children))
+
+    def modules(self) -> Iterator[Module]:
+        return (m for _, m in self.named_modules())
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        return iter(self._modules.items())
+
+    def children(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def _named_members(self, kind: str, prefix: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        seen = set()
+        for module_name, module in modules:
+            for name, t in getattr(module, kind).items():
+                if t is not None and id(t) not in seen:  # a weight shared by two layers is listed once
+                    seen.add(id(t))
+                    yield (f"{module_name}.{name}" if module_name else name), t
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        return self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        return self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        return (b for _, b in self.named_buffers(recurse=recurse))
+
+    # ------------------------------------------------------------ state
+
+    def state_dict(self) -> OrderedDict[str, Tensor]:
+        """Every parameter and buffer by dotted name, detached (sharing memory, as PyTorch)."""
+        state = OrderedDict((n, p.detach()) for n, p in self.named_parameters())
+        state.update((n, b.detach()) for n, b in self.named_buffers())
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy values (Tensors or arrays) into this module's parameters and buffers, in place.
+        With `strict`, missing or unexpected keys are an error; a shape mismatch always is."""
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        if strict and missing:
+            errors.append("missing keys: " + ", ".join(missing))
+        if strict and unexpected:
+            errors.append("unexpected keys: " + ", ".join(unexpected))
+        for name, target in own.items():
+            if name in state_dict:
+                value = state_dict[name]
+                value = value.data if isinstance(value, Tensor) else np.asarray(value)
+                if value.shape != target.shape:
+                    errors.append(f"size mismatch for {name}: the checkpoint has shape {value.shape}, "
+                                  f"the model has {target.shape}")
+        if errors:
+            raise RuntimeError(f"load_state_dict for {type(self).__name__}: " + "; ".join(errors))
+        for name, target in own.items():
+            if name in state_dict:
+                value = state_dict[name]
+                target.data[...] = value.data if isinstance(value, Tensor) else value
+        return IncompatibleKeys(missing, unexpected)
+
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, dtype: Any) -> Module:
+        """Convert every floating point parameter and buffer to `dtype`, in place."""
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.dtype.kind == "f":
+                t.data = t.data.astype(dtype)
+        return self
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    # ------------------------------------------------------------ printing
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + ("\n  " + "\n  ".join(lines) + "\n)" if lines else ")")
+
+
+class Sequential(Module):
+    """Modules applied in order; indexable and iterable like a list."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
