@@ -25,13 +25,20 @@ def output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
     return (size - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _offset_slices(kernel_size: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> Iterator[tuple[int, tuple]]:
-    """(k, index) for each kernel offset k = i*KW + j: the slice of x that offset sees."""
+def _offset_slices(kernel_size: Pair, stride: Pair, dilation: Pair, out_hw: Pair,
+                   offset_type: type = int) -> Iterator[tuple[int, tuple]]:
+    """(k, index) for each kernel offset k = i*KW + j: the slice of x that offset sees.
+    k comes as `offset_type`: comparing an int8 array with an np.int8 is ~10x faster than with a Python int."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel_size, stride, dilation, out_hw
     for i in range(kh):
         for j in range(kw):
-            yield i * kw + j, (..., slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
-                               slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+            yield offset_type(i * kw + j), (..., slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                                            slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+def _offset_type(kernel_size: Pair) -> type:
+    """The smallest integer type that numbers the offsets of a window."""
+    return np.int8 if kernel_size[0] * kernel_size[1] <= 127 else np.int32
 
 
 class Unfold(Function):
@@ -79,13 +86,16 @@ class WindowMax(Function):
     def forward(ctx, x, *, kernel_size, stride, dilation):
         oh = output_size(x.shape[-2], kernel_size[0], stride[0], dilation[0])
         ow = output_size(x.shape[-1], kernel_size[1], stride[1], dilation[1])
-        slices = _offset_slices(kernel_size, stride, dilation, (oh, ow))
+        offset_type = _offset_type(kernel_size)
+        slices = _offset_slices(kernel_size, stride, dilation, (oh, ow), offset_type)
         _, first = next(slices)
         best = x[first].copy()
-        winner = np.zeros(best.shape, dtype=np.int8 if kernel_size[0] * kernel_size[1] <= 127 else np.int32)
+        winner = np.zeros(best.shape, dtype=offset_type)
         for k, where in slices:
-            # strictly greater: a later equal value never takes the gradient from an earlier one
-            winner = np.where(x[where] > best, k, winner)
+            # Offsets come in increasing order, so "winner = k where x > best" is a max, which NumPy
+            # vectorises (np.where with a random mask is branchy and 20x slower). Strictly greater:
+            # a later equal value never takes the gradient from an earlier one.
+            np.maximum(winner, (x[where] > best).view(np.int8) * k, out=winner)
             np.maximum(best, x[where], out=best)
         ctx.save_for_backward(winner)
         return best
@@ -103,9 +113,17 @@ class WindowScatter(Function):
 
     @staticmethod
     def forward(ctx, g, *, index, input_size, kernel_size, stride, dilation):
-        out = np.zeros(g.shape[:-2] + tuple(input_size), dtype=g.dtype)
-        for k, where in _offset_slices(kernel_size, stride, dilation, g.shape[-2:]):
-            out[where] += np.where(index == k, g, 0)
+        offsets = _offset_slices(kernel_size, stride, dilation, g.shape[-2:], index.dtype.type)
+        tiled = dilation == (1, 1) and tuple(stride) == tuple(kernel_size) and \
+            tuple(input_size) == (g.shape[-2] * stride[0], g.shape[-1] * stride[1])
+        if tiled:  # every input element lies in exactly one window: write each slice once, no zero fill
+            out = np.empty(g.shape[:-2] + tuple(input_size), dtype=g.dtype)
+            for k, where in offsets:
+                np.multiply(g, index == k, out=out[where])
+        else:
+            out = np.zeros(g.shape[:-2] + tuple(input_size), dtype=g.dtype)
+            for k, where in offsets:
+                out[where] += g * (index == k)  # a mask product: faster than np.where
         return out
 
     @staticmethod
@@ -121,8 +139,8 @@ class WindowGather(Function):
     @staticmethod
     def forward(ctx, x, *, index, kernel_size, stride, dilation):
         out = np.zeros(index.shape, dtype=x.dtype)
-        for k, where in _offset_slices(kernel_size, stride, dilation, index.shape[-2:]):
-            out += np.where(index == k, x[where], 0)
+        for k, where in _offset_slices(kernel_size, stride, dilation, index.shape[-2:], index.dtype.type):
+            out += x[where] * (index == k)
         return out
 
     @staticmethod
