@@ -31,33 +31,64 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Turn graph recording on or off inside a `with` block or a decorated function."""
+def _set_mode(mode: bool) -> None:
+    global _grad_enabled
+    _grad_enabled = mode
 
-    def __init__(self, mode: bool) -> None:
-        self.mode = bool(mode)
+
+class _GradMode(contextlib.ContextDecorator):
+    """Recording switched to `mode` inside a `with` block or a decorated function, then restored."""
+
+    mode = True
+
+    def __new__(cls, func: Any = None):
+        # a bare `@no_grad` (no parentheses) gets the function itself: decorate it, as PyTorch 2
+        if callable(func):
+            return cls()(func)
+        return super().__new__(cls)
+
+    def __init__(self) -> None:
+        self._saved: list[bool] = []  # a stack, so one instance can be entered again (recursion)
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self.prev, _grad_enabled = _grad_enabled, self.mode
+        self._saved.append(_grad_enabled)
+        _set_mode(self.mode)
 
     def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self.prev
+        _set_mode(self._saved.pop())
 
 
-class no_grad(set_grad_enabled):
-    """`with no_grad():` or `@no_grad()`: ops run without recording a graph."""
+class no_grad(_GradMode):
+    """`with no_grad():`, `@no_grad()` or `@no_grad`: ops run without recording a graph."""
 
-    def __init__(self) -> None:
-        super().__init__(False)
+    mode = False
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_GradMode):
     """Re-enable recording inside a `no_grad` region."""
 
-    def __init__(self) -> None:
-        super().__init__(True)
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """`with set_grad_enabled(mode):` or a decorator; called on its own, `set_grad_enabled(False)`
+    switches the mode at once until it is changed again (as PyTorch)."""
+
+    def __new__(cls, mode: bool):
+        return object.__new__(cls)
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__()
+        self.mode, self._before_call = bool(mode), _grad_enabled
+        _set_mode(self.mode)
+
+    def __call__(self, func: Any) -> Any:
+        _set_mode(self._before_call)  # used as a decorator: only calls of `func` change the mode
+        return super().__call__(func)
+
+    def __enter__(self) -> None:
+        self._saved.append(self._before_call)  # restore what was there before the constructor switched it
+        _set_mode(self.mode)
 
 
 # ---------------------------------------------------------------- graph nodes
@@ -221,7 +252,7 @@ def _accumulate(t: Tensor, g: Tensor, create_graph: bool) -> None:
     """Add g to t.grad, out of place: a .grad array is never shared with another tensor's
     gradient or with the graph, so users may change `p.grad.data` in place."""
     if create_graph:  # keep .grad a graph so it can be differentiated again
-        t.grad = g if t.grad is None else t.grad + g
+        t.grad = g.clone() if t.grad is None else t.grad + g
     elif t.grad is None:
         t.grad = tensor_module.Tensor._make(np.array(g.data, copy=True), False, None)
     else:
@@ -250,7 +281,7 @@ def _as_tensor_grads(outputs: Sequence[Tensor], grads: Sequence[Any] | None, op:
                 raise RuntimeError(f"{op}: grad can be implicitly created only for one-element outputs, "
                                    f"got shape {out.shape}; pass a gradient of that shape")
             g = Tensor._make(np.ones(out.shape, dtype=out.dtype), False, None)
-        g = g if isinstance(g, Tensor) else Tensor(np.asarray(g, dtype=out.dtype))
+        g = g.to(out.dtype) if isinstance(g, Tensor) else Tensor(np.asarray(g, dtype=out.dtype))
         if g.shape != out.shape:
             raise RuntimeError(f"{op}: gradient of shape {g.shape} does not match output of shape {out.shape}")
         seeds.append(g)

@@ -2,6 +2,7 @@
 float32 unless a dtype is given."""
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,7 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
         start, end = 0, start
     if step == 0:
         raise ValueError("arange: step must be nonzero")
-    all_ints = all(isinstance(v, int) for v in (start, end, step))
+    all_ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
     dtype = dtype or (np.int64 if all_ints else DEFAULT_FLOAT)
     return _new(np.arange(start, end, step).astype(dtype), requires_grad)
 

@@ -231,17 +231,23 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 # ---------------------------------------------------------------- softmax and losses
 
+def _shifted(input: Tensor, dim: int) -> Tensor:
+    """x - max(x) along dim. The max is a constant (softmax does not depend on it): it only keeps
+    exp() from overflowing, so the largest exponent is exp(0) = 1."""
+    if input.numel() == 0:
+        return input
+    return input - np.max(input.data, axis=dim, keepdims=True)
+
+
 def log_softmax(input: Tensor, dim: int) -> Tensor:
-    """log(softmax(x)) computed stably: (x - m) - log(sum(exp(x - m))), m the max along dim.
-    m is a constant: the result does not depend on it, it only keeps exp() from overflowing."""
-    m = np.max(input.data, axis=dim, keepdims=True) if input.numel() else 0.0
-    shifted = input - m
+    """log(softmax(x)) computed stably: (x - m) - log(sum(exp(x - m))), m the max along dim."""
+    shifted = _shifted(input, dim)
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
 def softmax(input: Tensor, dim: int) -> Tensor:
     """exp(x) / sum(exp(x)) along dim, computed stably (the max is subtracted first)."""
-    e = (input - np.max(input.data, axis=dim, keepdims=True)).exp()
+    e = _shifted(input, dim).exp()
     return e / e.sum(dim, keepdim=True)
 
 

@@ -160,8 +160,18 @@ class Tensor:
     # ------------------------------------------------------------ dtype
 
     def to(self, dtype: Any) -> Tensor:
+        """This tensor converted to `dtype`; to an integer or bool dtype it leaves the graph, as
+        in PyTorch (only float tensors carry gradients, and rounding's derivative is 0 anyway)."""
         dtype = np.dtype(dtype)
-        return self if dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
+        if dtype == self.dtype:
+            return self
+        if dtype.kind != "f":
+            return Tensor._make(self.data.astype(dtype), False, None)
+        return ops.Cast.apply(self, dtype=dtype)
+
+    def clone(self) -> Tensor:
+        """A copy of the data that stays in the graph (gradient passes through unchanged)."""
+        return ops.Cast.apply(self, dtype=self.dtype)
 
     def float(self) -> Tensor:
         return self.to(np.float32)
@@ -188,7 +198,7 @@ class Tensor:
 
     def _binary(self, fn: type[autograd.Function], other: Any, reflected: bool = False) -> Tensor:
         other = self._lift(other)
-        x, y = (other, self) if reflected else (self, other)
+        x, y = _promote(*((other, self) if reflected else (self, other)), true_division=fn is ops.Div)
         try:
             return fn.apply(x, y)
         except ValueError:  # the only ValueError an elementwise op raises
@@ -254,55 +264,71 @@ class Tensor:
         return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
 
     def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        count = self._count(dim, "mean")
-        return self.sum(dim, keepdim) * (1.0 / count)
+        axes, count = self._float_dims(dim, "mean")
+        return self.sum(axes, keepdim) * (1.0 / count)
 
     def var(self, dim: int | Sequence[int] | None = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-        """Variance with Bessel's `correction` (1 = unbiased, as PyTorch's default)."""
-        centered = self - self.mean(dim, keepdim=True)
-        return (centered * centered).sum(dim, keepdim) * (1.0 / max(self._count(dim, "var") - correction, 0))
+        """Variance with Bessel's `correction` (1 = unbiased, PyTorch's default); NaN without
+        degrees of freedom, as PyTorch."""
+        return self._var(dim, correction, keepdim, "var")
 
     def std(self, dim: int | Sequence[int] | None = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-        return self.var(dim, correction=correction, keepdim=keepdim).sqrt()
+        return self._var(dim, correction, keepdim, "std").sqrt()
 
-    def _count(self, dim, op: str) -> int:
+    def _var(self, dim, correction: int, keepdim: bool, op: str) -> Tensor:
+        axes, count = self._float_dims(dim, op)
+        centered = self - self.mean(axes, keepdim=True)
+        dof = count - correction
+        return (centered * centered).sum(axes, keepdim) * (1.0 / dof if dof > 0 else float("nan"))
+
+    def _float_dims(self, dim, op: str) -> tuple[tuple[int, ...], int]:
+        """The checked axes of `dim` (errors name `op`) and how many elements one reduction covers."""
         if self.dtype.kind != "f":
             raise TypeError(f"{op}: needs a floating point tensor, got dtype {self.dtype}")
-        return int(np.prod([self.shape[d] for d in normalize_dims(dim, self.ndim, op, self.shape)]))
+        axes = normalize_dims(dim, self.ndim, op, self.shape)
+        return axes, int(np.prod([self.shape[d] for d in axes]))
 
     def amax(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         """Largest value over `dim`; ties share the gradient evenly."""
-        return ops.Max.apply(self, dim=dim, keepdim=keepdim)
+        return ops.Max.apply(self, dim=normalize_dims(dim, self.ndim, "amax", self.shape), keepdim=keepdim)
 
     def amin(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        return -(-self).amax(dim, keepdim)
+        axes = normalize_dims(dim, self.ndim, "amin", self.shape)
+        return -ops.Max.apply(-self, dim=axes, keepdim=keepdim)
 
     def max(self, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:
         """max() -> the largest value; max(dim) -> (values, indices), the gradient going to
         the first maximum; max(other_tensor) -> elementwise maximum. As PyTorch."""
         if isinstance(dim, Tensor):
             return self.maximum(dim)
-        if dim is None:
-            return self.amax()
-        values = ops.Max.apply(self, dim=dim, keepdim=keepdim, spread_ties=False)
-        return MaxResult(values, self.argmax(dim, keepdim))
+        return self.amax() if dim is None else self._max_along(dim, keepdim, "max")
 
     def min(self, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:
         if isinstance(dim, Tensor):
             return self.minimum(dim)
         if dim is None:
             return self.amin()
-        values, indices = (-self).max(dim, keepdim)
+        values, indices = (-self)._max_along(dim, keepdim, "min")
         return MaxResult(-values, indices)
 
+    def _max_along(self, dim: int, keepdim: bool, op: str) -> MaxResult:
+        axis = normalize_dim(dim, self.ndim, op, self.shape)
+        values = ops.Max.apply(self, dim=axis, keepdim=keepdim, spread_ties=False)
+        return MaxResult(values, self._argmax(axis, keepdim, op))
+
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        if dim is None:
-            return Tensor._make(np.asarray(self.data.argmax()), False, None)
-        axis = normalize_dim(dim, self.ndim, "argmax", self.shape)
-        return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdim), False, None)
+        return self._argmax(dim, keepdim, "argmax")
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return (-self.detach()).argmax(dim, keepdim)
+        return (-self.detach())._argmax(dim, keepdim, "argmin")
+
+    def _argmax(self, dim: int | None, keepdim: bool, op: str) -> Tensor:
+        if dim is None:
+            return Tensor._make(np.asarray(self.data.argmax()), False, None)
+        axis = normalize_dim(dim, self.ndim, op, self.shape)
+        if self.ndim == 0:  # a 0-d tensor's one element is at index 0, as PyTorch
+            return Tensor._make(np.array(0), False, None)
+        return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdim), False, None)
 
     def sum_to_size(self, *size: int) -> Tensor:
         """Sum broadcast dims away so the result has `size` (the adjoint of expand)."""
@@ -389,6 +415,20 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_as_numpy_index(index))
+
+
+def _promote(x: Tensor, y: Tensor, true_division: bool = False) -> tuple[Tensor, Tensor]:
+    """PyTorch's type promotion across kinds: the operand of the lower kind (bool < int < float) takes
+    the other's dtype, so int64 * float32 is float32 (NumPy would say float64); `/` of integers is
+    float32. Within a kind NumPy's rule (the wider dtype) is PyTorch's too."""
+    kx, ky = _KIND_RANK[x.dtype.kind], _KIND_RANK[y.dtype.kind]
+    if kx < ky:
+        x = x.to(y.dtype)
+    elif ky < kx:
+        y = y.to(x.dtype)
+    if true_division and x.dtype.kind != "f":
+        x, y = x.to(DEFAULT_FLOAT), y.to(DEFAULT_FLOAT)
+    return x, y
 
 
 def _as_numpy_index(index: Any) -> tuple:

@@ -40,7 +40,7 @@ class Max(Function):
             raise ValueError(f"max: cannot reduce a tensor of shape {x.shape} with no elements")
         axes = normalize_dims(dim, x.ndim, "max", x.shape)
         top = x.max(axis=axes, keepdims=True)
-        if spread_ties:
+        if spread_ties or not axes:  # a 0-d tensor has no axis to pick along, and no ties
             picked = x == top
             w = picked / picked.sum(axis=axes, keepdims=True)
         else:
