@@ -1,0 +1,130 @@
+"""Run every ```python block of the documentation, so the docs cannot drift from the code.
+
+Pages are found by a glob (docs/*.md, plus README.md when it exists): a new page is tested
+without touching this file. The blocks of one page run in order in one namespace, so a
+later block can use names from an earlier one; blocks fenced as ```bash, ```text and so on
+are only shown. A block fails the test when it raises, and the report names the page,
+the block and the line in the Markdown file.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import traceback
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from tinygrad_cnn import Function
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = sorted(ROOT.glob("docs/*.md")) + [p for p in [ROOT / "README.md"] if p.exists()]
+RUN_LANGUAGES = {"python", "py"}
+
+# An opening fence: any indent (fences inside list items are indented), three or more
+# backticks or tildes, then the language.
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
+
+
+class Block(NamedTuple):
+    number: int  # 1-based among the page's python blocks
+    line: int  # line of the first code line in the Markdown file (1-based)
+    code: str
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The fenced python blocks of a Markdown text, dedented by their fence's indent."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, fence, info = opening["indent"], opening["fence"], opening["info"].lower()
+        closing = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+        body, j = [], i + 1
+        while j < len(lines) and not closing.match(lines[j]):
+            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
+            j += 1
+        if j == len(lines):
+            raise ValueError(f"unclosed code fence opened at line {i + 1}")
+        if info in RUN_LANGUAGES:
+            blocks.append(Block(len(blocks) + 1, i + 2, "\n".join(body) + "\n"))
+        i = j + 1
+    return blocks
+
+
+def test_python_blocks_parser():
+    """The parser finds python blocks (not others) and their line numbers."""
+    text = ("# Title\n"
+            "```python\nx = 1\n```\n"
+            "```bash\nexit 1\n```\n"
+            "- item\n\n  ```python\n  y = x + 1\n  ```\n"
+            "````text\n```python\nnot code\n```\n````\n")
+    blocks = python_blocks(text)
+    assert [(b.number, b.line, b.code) for b in blocks] == [(1, 3, "x = 1\n"), (2, 11, "y = x + 1\n")]
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Blocks run in a temporary directory with a non-interactive plotting backend, and ops
+    they define do not stay in Function.registry for the rest of the test session."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    if "matplotlib" in sys.modules:  # already imported by another test: the variable comes too late
+        sys.modules["matplotlib"].use("Agg")
+    registry = dict(Function.registry)
+    yield
+    Function.registry.clear()
+    Function.registry.update(registry)
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+def run_page(page: Path, name: str) -> None:
+    """Run the page's python blocks in order in one namespace; fail naming `name`, the block
+    that raised and its line."""
+    namespace = {"__name__": "__doc_page__"}
+    for block in python_blocks(page.read_text(encoding="utf-8")):
+        # leading newlines make tracebacks show the Markdown file's own line numbers
+        code = compile("\n" * (block.line - 1) + block.code, str(page), "exec")
+        try:
+            exec(code, namespace)
+        except Exception as e:
+            trace = "".join(traceback.format_exception(type(e), e, e.__traceback__.tb_next))
+            error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        else:
+            continue
+        # outside the except clause, so the report does not chain this test's own traceback
+        pytest.fail(f"{name}: python block {block.number} (starting at line {block.line}) raised "
+                    f"{error}\n\n{trace}", pytrace=False)
+
+
+def page_name(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page_name(p) for p in PAGES])
+def test_page_runs(page: Path, isolated):
+    run_page(page, page_name(page))
+
+
+def test_a_raising_block_fails_and_is_located(tmp_path, isolated):
+    """Blocks share a namespace and run in the temporary directory; the first one that raises
+    fails the test, and the report names the page, the block and the Markdown line."""
+    page = tmp_path / "broken.md"
+    page.write_text("Intro\n\n"
+                    "```python\nimport os\nx = 1\nopen('written.txt', 'w').write('x')\n"
+                    "assert os.environ['MPLBACKEND'] == 'Agg'\n```\n\n"
+                    "```python\nassert x == 2, 'x is not 2'\n```\n\n"
+                    "```python\nopen('never.txt', 'w').write('x')\n```\n")
+    with pytest.raises(pytest.fail.Exception) as failure:
+        run_page(page, "broken.md")
+    message = str(failure.value)
+    assert "broken.md: python block 2 (starting at line 11) raised AssertionError: x is not 2" in message
+    assert 'broken.md", line 11' in message  # the traceback points into the Markdown file
+    assert (tmp_path / "written.txt").exists() and not (ROOT / "written.txt").exists()
+    assert not (tmp_path / "never.txt").exists()  # nothing runs after the failing block
