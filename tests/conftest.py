@@ -1,5 +1,7 @@
 import os
+import sys
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # One profile for the whole suite: no deadline (the first call of an op can be slow), and
@@ -12,3 +14,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def torch_on_one_thread():
+    """The PyTorch oracles run on tiny tensors: torch's thread pool only adds overhead, which grows
+    to seconds per test when other processes share the cores. Test modules are imported by now,
+    so torch is in sys.modules exactly when some test uses it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    yield

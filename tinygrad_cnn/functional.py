@@ -8,6 +8,9 @@ differentiable twice with no gradient code of its own:
     avg_pool2d  = pad with 0 -> Unfold -> sum over the window / window size
     log_softmax = shifted logits - log(sum(exp(shifted logits)))
     cross_entropy = nll_loss(log_softmax(logits))
+
+`@composite` marks each function made of several primitives as one NN op, so a graph
+drawing (tinygrad_cnn.viz) can show one `conv2d` box instead of its pad, Unfold and matmul.
 """
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ from typing import Sequence
 import numpy as np
 
 from . import ops
+from .autograd import composite
 from .ops.window import output_size
 from .rng import get_generator
+from .shapes import normalize_dim
 from .tensor import Tensor
 
 IntPair = int | tuple[int, int]
@@ -77,6 +82,7 @@ def _conv_padding(padding: IntPair | str, kernel: tuple[int, int], stride: tuple
     return (pw, pw, ph, ph)
 
 
+@composite("conv2d", keys=("stride", "padding"), extra_keys=("dilation", "groups"))
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
            padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation, as PyTorch): every filter slides over the image.
@@ -147,6 +153,7 @@ def _pool_geometry(x: Tensor, kernel_size: IntPair, stride: IntPair | None, padd
     return kernel, stride, dilation, (padding[1], padding[1] + extra[1], padding[0], padding[0] + extra[0])
 
 
+@composite("max_pool2d", keys=("kernel_size", "stride"), extra_keys=("padding", "dilation", "ceil_mode"))
 def max_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """The largest value in each window: (N, C, H, W) -> (N, C, OH, OW); stride defaults to the kernel.
@@ -164,6 +171,7 @@ def _window_counts(size: int, lo: int, hi: int, out: int, kernel: int, stride: i
     return ((taps >= lo) & (taps < hi)).sum(axis=1)
 
 
+@composite("avg_pool2d", keys=("kernel_size", "stride"), extra_keys=("padding", "ceil_mode", "count_include_pad"))
 def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """The mean of each window: (N, C, H, W) -> (N, C, OH, OW). With `count_include_pad` the zero
@@ -189,6 +197,7 @@ def relu(input: Tensor) -> Tensor:
     return input.relu()
 
 
+@composite("leaky_relu", keys=("negative_slope",))
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope * x (slope used at 0, as PyTorch)."""
     return input.where(input > 0, input * negative_slope)
@@ -202,6 +211,7 @@ def sigmoid(input: Tensor) -> Tensor:
     return input.sigmoid()
 
 
+@composite("linear")
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias: (..., in) -> (..., out) with weight (out, in), bias (out,)."""
     if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
@@ -218,6 +228,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return input.flatten(start_dim, end_dim)
 
 
+@composite("dropout", keys=("p",))
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
     if not 0.0 <= p <= 1.0:
@@ -231,23 +242,26 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 # ---------------------------------------------------------------- softmax and losses
 
-def _shifted(input: Tensor, dim: int) -> Tensor:
+def _shifted(input: Tensor, dim: int, op: str) -> Tensor:
     """x - max(x) along dim. The max is a constant (softmax does not depend on it): it only keeps
     exp() from overflowing, so the largest exponent is exp(0) = 1."""
+    normalize_dim(dim, input.ndim, op, input.shape)
     if input.numel() == 0:
         return input
     return input - np.max(input.data, axis=dim, keepdims=True)
 
 
+@composite("log_softmax", keys=("dim",))
 def log_softmax(input: Tensor, dim: int) -> Tensor:
     """log(softmax(x)) computed stably: (x - m) - log(sum(exp(x - m))), m the max along dim."""
-    shifted = _shifted(input, dim)
+    shifted = _shifted(input, dim, "log_softmax")
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
+@composite("softmax", keys=("dim",))
 def softmax(input: Tensor, dim: int) -> Tensor:
     """exp(x) / sum(exp(x)) along dim, computed stably (the max is subtracted first)."""
-    e = _shifted(input, dim).exp()
+    e = _shifted(input, dim, "softmax").exp()
     return e / e.sum(dim, keepdim=True)
 
 
@@ -267,6 +281,7 @@ def _class_dim(input: Tensor, op: str) -> int:
     return 0 if input.ndim == 1 else 1
 
 
+@composite("nll_loss", extra_keys=("reduction", "ignore_index"))
 def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean", ignore_index: int = -100) -> Tensor:
     """Negative log-likelihood of integer class targets.
 
@@ -292,6 +307,7 @@ def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean", ignore_inde
     return _reduce(-(input * one_hot).sum(dim), reduction, "nll_loss", count=max(int(kept.sum()), 1))
 
 
+@composite("cross_entropy", extra_keys=("reduction", "label_smoothing", "ignore_index"))
 def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_smoothing: float = 0.0,
                   ignore_index: int = -100) -> Tensor:
     """Softmax cross-entropy from logits (N, C) and integer targets (N,) (or class probabilities
@@ -316,6 +332,7 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
     return loss * (1 - label_smoothing) + smooth * label_smoothing
 
 
+@composite("mse_loss", extra_keys=("reduction",))
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean (or sum) of squared differences; input and target must have the same shape."""
     if input.shape != target.shape:

@@ -6,7 +6,7 @@ in the ops, the graph walking in `autograd.py`.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class Tensor:
         dtype: convert to this NumPy dtype.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "_hooks", "__weakref__")
     __array_ufunc__ = None  # makes `ndarray * Tensor` call Tensor.__rmul__ instead of NumPy's loop
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -53,6 +53,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self.grad_fn: autograd.Context | None = None
         self._retains_grad = False
+        self._hooks: dict | None = None
         self.requires_grad = False
         self.requires_grad_(requires_grad)
 
@@ -60,7 +61,8 @@ class Tensor:
     def _make(cls, data: np.ndarray, requires_grad: bool, grad_fn: autograd.Context | None) -> Tensor:
         """Fast constructor for op results: no conversion, no checks."""
         t = object.__new__(cls)
-        t.data, t.requires_grad, t.grad_fn, t.grad, t._retains_grad = data, requires_grad, grad_fn, None, False
+        t.data, t.requires_grad, t.grad_fn, t.grad = data, requires_grad, grad_fn, None
+        t._retains_grad, t._hooks = False, None
         return t
 
     # ------------------------------------------------------------ properties
@@ -143,6 +145,15 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("retain_grad: the tensor does not require grad")
         self._retains_grad = self.grad_fn is not None
+
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> autograd.RemovableHandle:
+        """Call hook(grad) each time a backward pass computes the gradient w.r.t. this tensor,
+        before it reaches `.grad` or flows on; a Tensor the hook returns replaces the gradient.
+        Returns a handle whose `remove()` unregisters the hook."""
+        if not self.requires_grad:
+            raise RuntimeError(f"register_hook: cannot register a hook on a tensor of shape {self.shape} "
+                               "that does not require grad")
+        return autograd.add_tensor_hook(self, hook)
 
     @property
     def retains_grad(self) -> bool:

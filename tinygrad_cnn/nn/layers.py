@@ -32,6 +32,8 @@ class Conv2d(Module):
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True) -> None:
         super().__init__()
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"Conv2d: groups must be a positive integer, got {groups!r}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
@@ -48,7 +50,7 @@ class Conv2d(Module):
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+            s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -162,9 +164,10 @@ class Dropout(Module):
 
 class BatchNorm2d(Module):
     """Normalise each channel of (N, C, H, W) by its batch statistics while training (updating
-    running estimates with `momentum`), by the running estimates in eval mode; then scale and shift."""
+    running estimates with `momentum`, or with a cumulative average when it is None), by the running
+    estimates in eval mode; then scale and shift."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -180,6 +183,8 @@ class BatchNorm2d(Module):
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d: expected input (N, {self.num_features}, H, W), got {x.shape}")
         shape = (1, self.num_features, 1, 1)
+        if self.training and x.numel() == self.num_features:
+            raise ValueError(f"BatchNorm2d: training needs more than 1 value per channel, got input {x.shape}")
         if self.training or not self.track_running_stats:
             mean = x.mean((0, 2, 3), keepdim=True)
             centered = x - mean
@@ -195,11 +200,11 @@ class BatchNorm2d(Module):
         return out
 
     def _update_running_stats(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
-        m = self.momentum
-        unbiased = var.reshape(-1) * (count / max(count - 1, 1))  # the running variance is unbiased, as PyTorch
-        self.running_mean.data = ((1 - m) * self.running_mean.data + m * mean.reshape(-1)).astype(np.float32)
-        self.running_var.data = ((1 - m) * self.running_var.data + m * unbiased).astype(np.float32)
         self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+        m = 1.0 / self.num_batches_tracked.data.item() if self.momentum is None else self.momentum
+        unbiased = var.reshape(-1) * (count / (count - 1))  # the running variance is unbiased, as PyTorch
+        for buffer, batch_value in ((self.running_mean, mean.reshape(-1)), (self.running_var, unbiased)):
+            buffer.data = ((1 - m) * buffer.data + m * batch_value).astype(buffer.dtype)  # keeps .double()
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

@@ -7,10 +7,12 @@ find everything by walking the tree of submodules.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from ..autograd import RemovableHandle
+from ..introspect import call_module
 from ..tensor import Tensor
 
 
@@ -39,12 +41,20 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
         if name in self._buffers and not isinstance(value, (Parameter, Module)):
             self._buffers[name] = value
+        elif name in self._parameters and not isinstance(value, Parameter):
+            # as PyTorch: a plain Tensor here would silently drop out of parameters() and training
+            if value is not None:
+                raise TypeError(f"{type(self).__name__}: cannot assign a {type(value).__name__} to parameter "
+                                f"'{name}' (wrap it in nn.Parameter, or assign None)")
+            self._parameters[name] = None
         else:
             for registry in (self._parameters, self._buffers, self._modules):
                 registry.pop(name, None)
@@ -70,16 +80,32 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._forward_hooks or self._backward_hooks:
+            return call_module(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]) -> RemovableHandle:
+        """hook(module, input, output) runs after each forward; `input` is the tuple of positional
+        arguments, and an output the hook returns replaces the module's. `.remove()` on the handle
+        unregisters it."""
+        return RemovableHandle(self._forward_hooks, hook)
+
+    def register_full_backward_hook(self, hook: Callable[[Module, tuple, tuple], Any]) -> RemovableHandle:
+        """hook(module, grad_input, grad_output) runs when a backward pass has computed the gradients
+        w.r.t. the module's positional Tensor inputs (`grad_input`, None for those that do not require
+        grad) from those w.r.t. its outputs (`grad_output`); a tuple it returns replaces grad_input.
+        As in PyTorch; `.remove()` on the handle unregisters it."""
+        return RemovableHandle(self._backward_hooks, hook)
 
     # ------------------------------------------------------------ walking the tree
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module and every submodule, depth first, with dotted names ('' for this one)."""
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        """This module and every submodule, depth first, with dotted names ('' for this one).
+        A submodule reachable by two names is listed once, unless `remove_duplicate` is False."""
         stack, seen = [(prefix, self)], set()
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
+            if remove_duplicate and id(module) in seen:
                 continue
             seen.add(id(module))
             yield name, module
@@ -119,9 +145,14 @@ class Module:
     # ------------------------------------------------------------ state
 
     def state_dict(self) -> OrderedDict[str, Tensor]:
-        """Every parameter and buffer by dotted name, detached (sharing memory, as PyTorch)."""
-        state = OrderedDict((n, p.detach()) for n, p in self.named_parameters())
-        state.update((n, b.detach()) for n, b in self.named_buffers())
+        """Every parameter and buffer by dotted name, detached (sharing memory, as PyTorch).
+        In PyTorch's order: module by module, each one's parameters then its buffers; a weight or
+        a layer shared by two names appears under both."""
+        state = OrderedDict()
+        for module_name, module in self.named_modules(remove_duplicate=False):
+            for name, t in (*module._parameters.items(), *module._buffers.items()):
+                if t is not None:
+                    state[f"{module_name}.{name}" if module_name else name] = t.detach()
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
@@ -201,8 +232,10 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
+    def __getitem__(self, i: int | slice) -> Module:
+        """The i-th module, or a Sequential of a slice of them (as PyTorch)."""
+        modules = list(self._modules.values())
+        return Sequential(*modules[i]) if isinstance(i, slice) else modules[i]
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .optimizers import Optimizer
 
+
 class LRScheduler:
     """Sets each group's lr from its initial lr and the epoch count; call `step()` once per epoch."""
 

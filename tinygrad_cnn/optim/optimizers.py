@@ -18,17 +18,33 @@ class Optimizer:
     """Base class: param groups with their hyperparameters, per-parameter state, zero_grad."""
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], defaults: dict[str, Any]) -> None:
+        name = type(self).__name__
+        if isinstance(params, Tensor):  # iterating it would yield its rows, which never get a .grad
+            raise TypeError(f"{name}: params must be an iterable of Tensors or of dicts, got a single Tensor "
+                            f"of shape {params.shape} (wrap it in a list)")
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{name}: got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = defaults
         self.param_groups: list[dict[str, Any]] = []
+        seen: set[int] = set()
         for group in groups:
-            group = {**defaults, **group, "params": list(group["params"])}
+            if not isinstance(group, dict) or "params" not in group:
+                raise TypeError(f"{name}: params must be all Tensors or all dicts with a 'params' key")
+            group_params = group["params"]
+            group = {**defaults, **group,
+                     "params": [group_params] if isinstance(group_params, Tensor) else list(group_params)}
             for p in group["params"]:
                 if not isinstance(p, Tensor) or not p.requires_grad:
-                    raise TypeError(f"{type(self).__name__}: every parameter must be a Tensor that requires grad")
+                    raise TypeError(f"{name}: every parameter must be a Tensor that requires grad, "
+                                    f"got {type(p).__name__}")
+                if not p.is_leaf:
+                    raise ValueError(f"{name}: cannot optimize a non-leaf Tensor (shape {p.shape}): it never "
+                                     "gets a .grad; pass the leaf it was computed from")
+                if id(p) in seen:  # it would be updated twice per step
+                    raise ValueError(f"{name}: a parameter of shape {p.shape} appears twice in the params")
+                seen.add(id(p))
             self.param_groups.append(group)
         self.state: dict[int, dict[str, Any]] = {}  # keyed by the parameter's position over all groups
 
@@ -57,7 +73,8 @@ class Optimizer:
         groups, start = [], 0
         for group in self.param_groups:
             n = len(group["params"])
-            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": list(range(start, start + n))})
+            hyperparameters = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**hyperparameters, "params": list(range(start, start + n))})
             start += n
         state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
                  for i, s in self.state.items()}

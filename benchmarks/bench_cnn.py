@@ -1,0 +1,258 @@
+"""Time tinygrad_cnn's CNN ops against PyTorch (CPU) and a hand-written NumPy LeNet-5, in one process.
+
+Run from the repository root, with the OpenBLAS variables of the test environment unset:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cnn.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cnn.py --cases conv,pool --repeat 50
+
+Each case runs every contestant once per round, interleaved (ours, PyTorch, NumPy, ours, ...), so a
+machine that gets busier or quieter during the run affects all of them alike; after the warm-up
+rounds, the median of the timed rounds is reported. All contestants start from the same weights and
+data (their first results are compared before timing), and each runs in float32.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import process_setup  # benchmarks/ is the script's directory, so first on sys.path
+
+CASES = ("lenet64", "conv", "pool", "lenet16", "lenet256")
+# The targets of the CNN ops issue, at batch 64: most ours / PyTorch, most ours / NumPy by hand.
+TARGETS = {"lenet64": (2.0, 1.15), "conv": (2.5, None), "pool": (2.0, None)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=30, help="timed rounds per case (default 30)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default 5)")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated subset of {', '.join(CASES)} (default: all)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
+    process_setup.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(args.cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    if args.repeat < 1 or args.warmup < 0:
+        parser.error("--repeat must be at least 1 and --warmup at least 0")
+    return args
+
+
+ARGS = parse_args() if __name__ == "__main__" else None
+if ARGS is not None:
+    process_setup.apply(ARGS)  # before NumPy loads OpenBLAS
+
+import resource  # noqa: E402
+import time  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import numpy_lenet  # noqa: E402
+import tinygrad_cnn as tg  # noqa: E402
+from tinygrad_cnn import Tensor  # noqa: E402
+from tinygrad_cnn import functional as F  # noqa: E402
+from tinygrad_cnn.models import LeNet5  # noqa: E402
+from tinygrad_cnn.optim import SGD  # noqa: E402
+
+LR = 0.01
+Runner = Callable[[], object]
+
+
+# ---------------------------------------------------------------- the contestants of each case
+
+class TorchLeNet5(torch.nn.Module):
+    """LeNet-5 from torch.nn with the attribute names of tinygrad_cnn.models.LeNet5, so one
+    state_dict fits both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = torch.nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(400, 120), torch.nn.Linear(120, 84), torch.nn.Linear(84, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool, relu = torch.nn.functional.max_pool2d, torch.relu
+        x = pool(relu(self.conv1(x)), 2)
+        x = pool(relu(self.conv2(x)), 2).flatten(1)
+        return self.fc3(relu(self.fc2(relu(self.fc1(x)))))
+
+
+def lenet_case(batch: int, rng: np.random.Generator) -> dict[str, Runner]:
+    """One SGD training step (zero_grad, forward, cross-entropy, backward, update) of LeNet-5."""
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+
+    model = LeNet5()
+    optimizer = SGD(model.parameters(), lr=LR)
+    x_ours, y_ours = Tensor(x), Tensor(y)
+
+    twin = TorchLeNet5()
+    twin.load_state_dict({k: torch.tensor(v.data) for k, v in model.state_dict().items()})
+    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=LR)
+    x_torch, y_torch = torch.from_numpy(x), torch.from_numpy(y)
+
+    params = {k: v.data.copy() for k, v in model.state_dict().items()}
+
+    def ours() -> float:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x_ours), y_ours)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def pytorch() -> float:
+        twin_optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(twin(x_torch), y_torch)
+        loss.backward()
+        twin_optimizer.step()
+        return loss.item()
+
+    def numpy_by_hand() -> float:
+        return numpy_lenet.train_step(params, x, y, LR)
+
+    return {"ours": ours, "PyTorch": pytorch, "NumPy by hand": numpy_by_hand}
+
+
+def conv_case(rng: np.random.Generator) -> dict[str, Runner]:
+    """conv2d (64, 16, 32, 32) * (32, 16, 3, 3), padding 1, forward and backward for a given
+    upstream gradient: gradients of the input, the weight and the bias."""
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((64, 16, 32, 32), (32, 16, 3, 3), (32,))]
+    upstream = rng.standard_normal((64, 32, 32, 32)).astype(np.float32)
+    ours_in = [Tensor(a, requires_grad=True) for a in arrays]
+    torch_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    g_ours, g_torch = Tensor(upstream), torch.from_numpy(upstream)
+
+    def ours() -> np.ndarray:
+        for t in ours_in:
+            t.grad = None
+        out = F.conv2d(*ours_in, padding=1)
+        out.backward(g_ours)
+        return out.data
+
+    def pytorch() -> np.ndarray:
+        for t in torch_in:
+            t.grad = None
+        out = torch.nn.functional.conv2d(*torch_in, padding=1)
+        out.backward(g_torch)
+        return out.detach().numpy()
+
+    return {"ours": ours, "PyTorch": pytorch}
+
+
+def pool_case(rng: np.random.Generator) -> dict[str, Runner]:
+    """2x2 max pooling of (64, 32, 32, 32), forward and backward for a given upstream gradient."""
+    x = rng.standard_normal((64, 32, 32, 32)).astype(np.float32)
+    upstream = rng.standard_normal((64, 32, 16, 16)).astype(np.float32)
+    x_ours, x_torch = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g_ours, g_torch = Tensor(upstream), torch.from_numpy(upstream)
+
+    def ours() -> np.ndarray:
+        x_ours.grad = None
+        out = F.max_pool2d(x_ours, 2)
+        out.backward(g_ours)
+        return out.data
+
+    def pytorch() -> np.ndarray:
+        x_torch.grad = None
+        out = torch.nn.functional.max_pool2d(x_torch, 2)
+        out.backward(g_torch)
+        return out.detach().numpy()
+
+    return {"ours": ours, "PyTorch": pytorch}
+
+
+def build(case: str, rng: np.random.Generator) -> tuple[str, dict[str, Runner]]:
+    if case.startswith("lenet"):
+        batch = int(case[len("lenet"):])
+        return f"LeNet-5 training step, batch {batch}", lenet_case(batch, rng)
+    if case == "conv":
+        return "conv2d fwd+bwd (64,16,32,32) * (32,16,3,3), padding 1", conv_case(rng)
+    return "max_pool2d 2x2 fwd+bwd (64,32,32,32)", pool_case(rng)
+
+
+# ---------------------------------------------------------------- timing
+
+def check_agreement(title: str, runners: dict[str, Runner]) -> None:
+    """The contestants compute the same thing: their first results agree to float32 accuracy."""
+    results = {name: np.asarray(run()) for name, run in runners.items()}
+    reference = results["PyTorch"]
+    for name, value in results.items():
+        if not np.allclose(value, reference, rtol=1e-4, atol=1e-4):
+            raise SystemExit(f"{title}: {name} disagrees with PyTorch (max difference "
+                             f"{np.max(np.abs(value - reference)):.3g}); not timing different computations")
+
+
+def time_interleaved(runners: dict[str, Runner], repeat: int, warmup: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall time (ms) of each runner over `repeat` rounds, each round running every runner
+    once, and its mean number of minor page faults per run (memory the kernel had to hand out anew)."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    faults = dict.fromkeys(runners, 0)
+    for round_ in range(warmup + repeat):
+        for name, run in runners.items():
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
+            run()
+            elapsed = time.perf_counter() - start
+            if round_ >= warmup:
+                times[name].append(elapsed)
+                faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
+    return ({name: 1e3 * float(np.median(t)) for name, t in times.items()},
+            {name: count / repeat for name, count in faults.items()})
+
+
+# ---------------------------------------------------------------- report
+
+def verdict(ratio: float, target: float | None) -> str:
+    if target is None:
+        return ""
+    return f" ({'meets' if ratio <= target else 'MISSES'} <= {target:g})"
+
+
+def table(rows: list[tuple[str, str, dict[str, float], dict[str, float]]]) -> str:
+    lines = ["| case | ours (ms) | PyTorch (ms) | NumPy by hand (ms) | ours / PyTorch | ours / NumPy by hand "
+             "| page faults per run: ours / PyTorch / NumPy |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for case, title, ms, faults in rows:
+        torch_target, numpy_target = TARGETS.get(case, (None, None))
+        numpy_ms = ms.get("NumPy by hand")
+        vs_torch = ms["ours"] / ms["PyTorch"]
+        cells = [title, f"{ms['ours']:.2f}", f"{ms['PyTorch']:.2f}",
+                 "" if numpy_ms is None else f"{numpy_ms:.2f}",
+                 f"{vs_torch:.2f}{verdict(vs_torch, torch_target)}",
+                 "" if numpy_ms is None else f"{ms['ours'] / numpy_ms:.2f}{verdict(ms['ours'] / numpy_ms, numpy_target)}",
+                 " / ".join(f"{faults[name]:.0f}" for name in ms)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def setup_line(args: argparse.Namespace) -> str:
+    return (f"NumPy {np.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"tinygrad_cnn {tg.__version__}; {process_setup.describe(args)}; median of {args.repeat} "
+            f"interleaved rounds after {args.warmup} warm-up rounds")
+
+
+def main(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    process_setup.warn_about_openblas_variables()
+    rows = []
+    for case in args.cases:
+        tg.manual_seed(0)
+        torch.manual_seed(0)
+        title, runners = build(case, np.random.default_rng(0))
+        check_agreement(title, runners)
+        rows.append((case, title, *time_interleaved(runners, args.repeat, args.warmup)))
+        print(f"done: {title}", file=sys.stderr)
+    text = table(rows)
+    print(setup_line(args) + "\n\n" + text, end="")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(setup_line(args) + "\n\n" + text)
+
+
+if __name__ == "__main__":
+    main(ARGS)

@@ -1,0 +1,323 @@
+"""Graph drawing: the structure of the DOT graph for small graphs counted by hand, LeNet-5 drawn
+collapsed and expanded, gradients on the nodes, rendering, and errors."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tc
+from tinygrad_cnn import Tensor, nn
+from tinygrad_cnn import functional as F
+from tinygrad_cnn.models import LeNet5
+from tinygrad_cnn.viz import STYLES, draw_graph, render
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
+
+
+LABEL = r'label=("(?:[^"\\]|\\.)*"|[^\s\]]+)'  # quoted, or a plain word
+
+
+def unquote(label: str) -> str:
+    return label.strip('"').replace("\\n", "\n")
+
+
+def parse(graph) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
+    """({node: (label, fillcolor)}, [(tail, head)]) read back from the DOT text."""
+    nodes = {m[1]: (unquote(m[2]), m[3])
+             for m in re.finditer(r'^\s*(\w+) \[' + LABEL + r'.*?fillcolor="([^"]+)"', graph.source, re.M)}
+    edges = re.findall(r"^\s*(\w+) -> (\w+)", graph.source, re.M)
+    return nodes, edges
+
+
+def kinds(nodes) -> dict[str, int]:
+    by_colour = {style["fillcolor"]: kind for kind, style in STYLES.items()}
+    counts: dict[str, int] = {}
+    for _, colour in nodes.values():
+        counts[by_colour[colour]] = counts.get(by_colour[colour], 0) + 1
+    return counts
+
+
+def labelled(nodes, first_line: str) -> str:
+    """The node whose label starts with `first_line`."""
+    (name,) = [n for n, (label, _) in nodes.items() if label.split("\n")[0] == first_line]
+    return name
+
+
+# ================================================================ small graphs, counted by hand
+
+def test_small_graph_nodes_edges_and_labels():
+    """loss = sum(a * b + a): leaves a (a parameter) and b (an input), ops Mul, Add, Sum, one output;
+    edges a->Mul, b->Mul, Mul->Add, a->Add, Add->Sum, Sum->output."""
+    a = Tensor(np.ones(3, np.float32), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)  # float64
+    loss = (a * b + a).sum()
+    nodes, edges = parse(draw_graph(loss, params={"a": a}))
+    assert kinds(nodes) == {"parameter": 1, "input": 1, "op": 3, "output": 1}
+    a_, b_, mul, add = labelled(nodes, "a"), labelled(nodes, "input"), labelled(nodes, "Mul"), labelled(nodes, "Add")
+    total, out = labelled(nodes, "Sum dim=None keepdim=False"), labelled(nodes, "output")
+    assert sorted(edges) == sorted([(a_, mul), (b_, mul), (mul, add), (a_, add), (add, total), (total, out)])
+    assert nodes[a_][0] == "a\n(3,) float32" and nodes[b_][0] == "input\n(3,) float64"
+    assert nodes[mul][0] == "Mul\n(3,)" and nodes[out][0] == "output\n() float64"
+
+
+def test_reused_tensor_gives_one_edge_and_numbers_are_left_out():
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    nodes, edges = parse(draw_graph((a + a) * 2.0))  # 2.0 becomes a 0-d constant: not drawn
+    assert kinds(nodes) == {"input": 1, "op": 2, "output": 1}
+    assert len(edges) == 3
+
+
+def test_equal_ops_are_never_merged():
+    """200 Muls of the same shapes: 200 nodes (nodes are keyed by identity, kept alive while drawing)."""
+    w = Tensor(np.ones(2, np.float32), requires_grad=True)
+    total = sum((w * float(i + 1) for i in range(200)), start=Tensor(np.zeros(2, np.float32)))
+    nodes, _ = parse(draw_graph(total, show_shapes=False))
+    assert sum(label == "Mul" for label, _ in nodes.values()) == 200
+
+
+def test_deep_graph_needs_no_recursion():
+    x = Tensor(np.ones(2, np.float32), requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    nodes, edges = parse(draw_graph(y, show_shapes=False))
+    assert len(nodes) == 5000 + 2 and len(edges) == 5000 + 1
+
+
+def test_several_roots_and_shapes_off():
+    x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    h = x.relu()
+    nodes, edges = parse(draw_graph(h.sum(), h.mean(), show_shapes=False))
+    assert kinds(nodes) == {"input": 1, "op": 4, "output": 2}  # Relu, Sum, Sum, Mul (the mean's 1/n)
+    assert not any(re.search(r"\(2, 3\)|\(\)|float32", label) for label, _ in nodes.values())
+
+
+# ================================================================ composite ops
+
+def lenet_loss(batch: int = 4):
+    tc.manual_seed(0)
+    model = LeNet5()
+    x, y = tc.randn(batch, 1, 28, 28), Tensor(np.arange(batch) % 10)
+    return model, F.cross_entropy(model(x), y)
+
+
+def count_nodes_of_graph(root: Tensor) -> int:
+    """Recorded nodes (contexts) reachable from root, by a walk of our own."""
+    seen, stack = set(), [root]
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is not None and id(t.grad_fn) not in seen:
+            seen.add(id(t.grad_fn))
+            stack.extend(t.grad_fn.inputs)
+    return len(seen)
+
+
+def test_lenet_collapsed_has_one_node_per_layer():
+    """2 conv2d, 4 Relu, 2 max_pool2d, 1 Reshape (flatten), 3 linear, cross_entropy = 13 ops;
+    10 parameters, the images and the targets; the loss."""
+    model, loss = lenet_loss()
+    nodes, edges = parse(draw_graph(loss, params=model))
+    assert kinds(nodes) == {"op": 5, "nn_op": 8, "parameter": 10, "input": 2, "output": 1}
+    assert len(edges) == 10 + 2 + 13  # parameters and inputs into ops, the chain of 13 ops to the loss
+    labels = {label for label, _ in nodes.values()}
+    assert {"conv1.weight\n(6, 1, 5, 5) float32", "fc3.bias\n(10,) float32", "input\n(4, 1, 28, 28) float32",
+            "input\n(4,) int64", "conv2d stride=1 padding=2\n(4, 6, 28, 28)", "conv2d stride=1 padding=0\n(4, 16, 10, 10)",
+            "max_pool2d kernel_size=2 stride=2\n(4, 16, 5, 5)", "linear\n(4, 120)", "cross_entropy\n()"} <= labels
+    assert "cluster_" not in draw_graph(loss, params=model).source
+
+
+def cluster_tree(source: str) -> list[tuple[str, int]]:
+    """(label, depth) of each cluster, read from the nesting of the DOT braces."""
+    found, depth = [], 0
+    for line in source.splitlines():
+        line = line.strip()
+        if line.startswith("subgraph cluster_"):
+            depth += 1
+        elif line == "}" and depth:
+            depth -= 1
+        elif depth and line.startswith("graph ["):
+            found.append((unquote(re.search(LABEL, line)[1]), depth))
+    return found
+
+
+def test_lenet_expanded_shows_primitives_inside_nested_clusters():
+    model, loss = lenet_loss()
+    graph = draw_graph(loss, params=model, collapse=False)
+    nodes, _ = parse(graph)
+    assert kinds(nodes)["op"] == count_nodes_of_graph(loss)
+    tree = cluster_tree(graph.source)
+    assert sorted(label for label, _ in tree) == sorted(
+        ["conv2d stride=1 padding=2", "conv2d stride=1 padding=0"] + ["max_pool2d kernel_size=2 stride=2"] * 2
+        + ["linear"] * 3 + ["cross_entropy", "log_softmax dim=1", "nll_loss"])
+    depth = dict(tree)
+    assert depth["cross_entropy"] == 1 and depth["log_softmax dim=1"] == depth["nll_loss"] == 2
+    assert "compound=true" in graph.source and "lhead=cluster_" in graph.source  # the images enter conv1's frame
+
+
+def test_composite_labels_show_non_default_arguments():
+    x = Tensor(np.ones((1, 2, 9, 9), np.float32))
+    w = Tensor(np.ones((4, 1, 3, 3), np.float32), requires_grad=True)
+    out = F.conv2d(x, w, stride=2, dilation=2, groups=2)
+    out = F.avg_pool2d(F.leaky_relu(out, 0.2), 2, count_include_pad=False)
+    nodes, _ = parse(draw_graph(out.sum()))
+    labels = {label.split("\n")[0] for label, _ in nodes.values()}
+    assert {"conv2d stride=2 padding=0 dilation=2 groups=2", "leaky_relu negative_slope=0.2",
+            "avg_pool2d kernel_size=2 stride=None count_include_pad=False"} <= labels
+
+
+def test_scopes_nest_and_are_not_recorded_without_a_graph():
+    x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    loss = F.cross_entropy(x, Tensor([0, 1]))
+    assert loss.grad_fn.scope.path == "cross_entropy/nll_loss"
+    assert F.linear(x, x).grad_fn.scope.label == "linear"
+    with tc.no_grad():
+        assert F.linear(x, x).grad_fn is None
+    assert (x * 2).grad_fn.scope is None  # outside every composite call
+
+
+# ================================================================ gradients on the nodes
+
+def test_show_grads_gives_shape_and_norm_and_flags_vanished_gradients():
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    dead = Tensor(np.array([1.0, 1.0]), requires_grad=True)
+    h = w * 2
+    h.retain_grad()
+    loss = (h + dead * 0.0).sum()
+    loss.backward()
+    graph = draw_graph(loss, params={"w": w, "dead": dead}, show_grads=True)
+    nodes, _ = parse(graph)
+    assert nodes[labelled(nodes, "w")][0].endswith("grad (2,) |g|=2.83")  # dL/dw = (2, 2)
+    muls = sorted(label for label, _ in nodes.values() if label.startswith("Mul"))
+    assert muls == ["Mul\n(2,)", "Mul\n(2,)\ngrad (2,) |g|=1.41"]  # h's retained gradient (1, 1)
+    dead_line = next(line for line in graph.source.splitlines() if line.strip().startswith(labelled(nodes, "dead")))
+    assert "|g|=0" in dead_line and 'color="#cc0000"' in dead_line
+    assert "grad" not in draw_graph(loss, params={"w": w}).source
+
+
+# ================================================================ rendering and errors
+
+@needs_dot
+def test_render_svg_is_valid_and_labelled(tmp_path):
+    model, loss = lenet_loss(2)
+    path = render(draw_graph(loss, params=model), tmp_path / "lenet.SVG")
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+    texts = {t.text for t in root.iter() if t.tag.endswith("text")}
+    assert {"conv1.weight", "conv2d stride=1 padding=2", "cross_entropy"} <= texts
+
+
+def test_render_dot_text_needs_no_program(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot anywhere
+    x = Tensor([1.0], requires_grad=True)
+    path = render(x * 2, tmp_path / "g.gv", collapse=False)
+    assert path.read_text().startswith("digraph")
+    with pytest.raises(RuntimeError, match=r"apt-get install graphviz.*brew install graphviz"):
+        render(x * 2, tmp_path / "g.png")
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda x: draw_graph(), ValueError, "at least one Tensor"),
+    (lambda x: draw_graph(x * 2, 3), TypeError, "root 1 is a int"),
+    (lambda x: draw_graph(x), RuntimeError, r"root 0 \(shape \(1,\)\) has no graph"),
+    (lambda x: draw_graph(Tensor([1.0]) * 2), RuntimeError, "has no graph"),
+    (lambda x: draw_graph(x * 2, rankdir="down"), ValueError, "rankdir must be one of TB, LR, BT, RL"),
+    (lambda x: draw_graph(x * 2, collapse="yes"), TypeError, "collapse must be True or False"),
+    (lambda x: draw_graph(x * 2, params=[x]), TypeError, "params must be a Module or a dict"),
+    (lambda x: draw_graph(x * 2, params={"x": 1.0}), TypeError, r"params\['x'\] is a float"),
+    (lambda x: draw_graph(x * 2, colour="red"), TypeError, "colour"),
+    (lambda x: render(x * 2, "graph.jpeg"), ValueError, "cannot tell the format of 'graph.jpeg'"),
+    (lambda x: render("graph", "graph.svg"), TypeError, "expected a graphviz Digraph or Tensors"),
+    (lambda x: render(draw_graph(x * 2), "g.svg", collapse=False), TypeError, "apply only when drawing Tensors"),
+])
+def test_bad_input_is_a_clear_error(call, error, words):
+    with pytest.raises(error, match=words):
+        call(Tensor([1.0], requires_grad=True))
+
+
+def test_module_params_name_parameters():
+    layer = nn.Linear(3, 2)
+    nodes, _ = parse(draw_graph(layer(Tensor(np.ones((1, 3), np.float32))).sum(), params=layer))
+    assert {"weight", "bias"} <= {label.split("\n")[0] for label, _ in nodes.values()}
+
+
+# ================================================================ the scripts that use it
+
+def run_script(script: str, *args: str, cwd: Path) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def svg_texts(path: Path) -> list[str]:
+    """The text of an SVG, which (unlike the coordinates) does not depend on Graphviz's version."""
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+    return sorted(t.text or "" for t in root.iter() if t.tag.endswith("text"))
+
+
+@needs_dot
+def test_doc_images_script_makes_the_committed_pictures(tmp_path):
+    """The script behind docs/images writes the same files, valid SVGs saying what the committed
+    ones say (so a change to the drawing that leaves the pictures stale fails here)."""
+    run_script("make_doc_images.py", str(tmp_path), cwd=tmp_path)
+    made = sorted(p.name for p in tmp_path.glob("*.svg"))
+    assert made == sorted(p.name for p in (ROOT / "docs" / "images").glob("*.svg")) and made
+    for name in made:
+        assert svg_texts(tmp_path / name) == svg_texts(ROOT / "docs" / "images" / name), name
+
+
+@needs_dot
+def test_visualize_graph_example(tmp_path):
+    out = run_script("visualize_graph.py", str(tmp_path / "pictures"), "--batch-size", "2", cwd=tmp_path)
+    assert {p.name for p in (tmp_path / "pictures").iterdir()} == {"lenet5_collapsed.svg", "lenet5_expanded.svg"}
+    assert "26 nodes" in out
+
+
+# ================================================================ the command line
+
+@pytest.mark.parametrize("mode, clusters", [([], False), (["--collapse"], False), (["--expanded"], True)])
+def test_cli_graph_writes_the_lenet_graph(tmp_path, capsys, mode, clusters):
+    from tinygrad_cnn.cli import main
+
+    path = tmp_path / "out" / "lenet.dot"
+    assert main(["graph", "--model", "lenet5", "--batch-size", "3", "--output", str(path), *mode]) == 0
+    text = path.read_text()
+    assert ("subgraph cluster_" in text) == clusters
+    assert '"input\\n(3, 1, 28, 28) float32"' in text and "conv1.weight" in text
+    assert f"wrote {path}" in capsys.readouterr().out
+
+
+def test_cli_graph_show_grads_and_missing_dot(tmp_path, monkeypatch, capsys):
+    from tinygrad_cnn.cli import main
+
+    assert main(["graph", "--show-grads", "--output", str(tmp_path / "g.gv")]) == 0
+    assert "grad (6, 1, 5, 5) |g|=" in (tmp_path / "g.gv").read_text()
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["graph", "--output", str(tmp_path / "g.svg")]) == 1
+    assert "apt-get install graphviz" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["graph", "--collapse", "--expanded"])
+
+
+def test_data_into_a_frame_is_drawn_once():
+    """x needs no gradient. Into conv2d (whose ops only see x unfolded) it enters the frame's border;
+    into linear, where a recorded MatMul takes x itself, it is drawn into that op only."""
+    x = Tensor(np.ones((1, 1, 4, 4), np.float32))
+    w = Tensor(np.ones((1, 1, 3, 3), np.float32), requires_grad=True)
+    graph = draw_graph(F.conv2d(x, w).sum(), collapse=False)
+    assert len(re.findall(r"-> \w+ \[lhead=cluster_", graph.source)) == 1
+    flat = Tensor(np.ones((2, 3), np.float32))
+    weight = Tensor(np.ones((4, 3), np.float32), requires_grad=True)
+    graph = draw_graph(F.linear(flat, weight).sum(), params={"weight": weight}, collapse=False)
+    nodes, edges = parse(graph)
+    data = labelled(nodes, "input")
+    assert [e for e in edges if e[0] == data] == [(data, labelled(nodes, "MatMul"))] and "lhead" not in graph.source

@@ -1,0 +1,4 @@
+"""`python -m tinygrad_cnn ...` runs the `tinygrad-cnn` command (see cli.py)."""
+from .cli import main
+
+raise SystemExit(main())

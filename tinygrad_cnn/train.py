@@ -1,0 +1,284 @@
+"""Training and evaluation of LeNet-5 on 28x28 digit images, and the metrics of a run.
+
+    train_images, train_labels = load_split(None, train=True)      # the embedded digits
+    test_images, test_labels = load_split(None, train=False)
+    run = TrainingRun(TrainConfig(epochs=20), train_images, train_labels)
+    test_inputs = run.inputs(test_images)
+    for _ in range(20):
+        print(run.run_epoch(test_inputs, test_labels))
+
+Inputs: uint8 pixels scaled to [0, 1], then standardised with the mean and std of the training
+split's pixels (about 0.131 / 0.309 for the embedded digits, MNIST's are 0.1307 / 0.3081), as
+float32 (N, 1, 28, 28). The test split is only ever evaluated, never trained or selected on.
+
+Metrics of an epoch (`EpochMetrics`; `write_metrics` saves `{"epochs": [...]}`), accuracies as fractions:
+    train_loss, train_accuracy  mean cross-entropy and accuracy over the epoch's batches, each taken
+                                as the batch was trained on (the running values of the progress bar)
+    test_loss, test_accuracy    on the test split after the epoch, in eval mode
+    seconds                     wall time of the epoch: training and test evaluation
+    images_per_second           training images per second of the training pass
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+from . import functional as F
+from .autograd import no_grad
+from .checkpoint import CheckpointError, atomic_write
+from .data import DataLoader, TensorDataset, load_digits, load_idx_dataset
+from .models import LeNet5
+from .nn import Module
+from .optim import SGD, Adam, Optimizer
+from .optim.lr_scheduler import CosineAnnealingLR
+from .rng import get_generator, manual_seed
+from .tensor import Tensor
+
+NUM_CLASSES = 10
+IMAGE_SIZE = (28, 28)
+DEFAULT_LR = {"adam": 2e-3, "sgd": 0.05}
+DEFAULT_SGD_MOMENTUM = 0.9
+EVAL_BATCH_SIZE = 500
+
+
+# ---------------------------------------------------------------- data
+
+def load_split(data: str | os.PathLike | None, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 (N, 28, 28) and labels int64 (N,) in 0..9 of one split.
+
+    Args:
+        data: None for the digits embedded in the package, else a directory of MNIST-style IDX files.
+        train: the training split, else the test split.
+    Raises:
+        FileNotFoundError: no such directory or files. ValueError: corrupt files, or images that
+        are not 28x28 digits.
+    """
+    if data is None:
+        source, (images, labels) = "the embedded digits", load_digits(train)
+    else:
+        if not Path(data).is_dir():
+            raise FileNotFoundError(f"data directory {data} does not exist")
+        source, (images, labels) = str(data), load_idx_dataset(data, train)
+    split = "training" if train else "test"
+    if len(images) == 0:
+        raise ValueError(f"{source}: the {split} split has no images")
+    if images.shape[1:] != IMAGE_SIZE:
+        raise ValueError(f"{source}: LeNet-5 needs 28x28 images, the {split} images are "
+                         f"{images.shape[1]}x{images.shape[2]}")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise ValueError(f"{source}: {split} labels must be in 0..{NUM_CLASSES - 1}, "
+                         f"found {labels.min()}..{labels.max()}")
+    return images, labels
+
+
+def input_statistics(images: np.ndarray) -> tuple[float, float]:
+    """Mean and std of all pixels of uint8 `images` scaled to [0, 1]."""
+    x = images / 255.0  # float64, so 3 million terms sum without rounding drift
+    return float(x.mean()), float(x.std())
+
+
+def to_inputs(images: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """uint8 (N, H, W) -> float32 (N, 1, H, W), ((pixel / 255) - mean) / std."""
+    x = images[:, None].astype(np.float32) / np.float32(255)
+    return (x - np.float32(mean)) / np.float32(std)
+
+
+# ---------------------------------------------------------------- evaluation
+
+class Evaluation(NamedTuple):
+    loss: float               # mean cross-entropy
+    accuracy: float           # fraction correct
+    predictions: np.ndarray   # (N,) predicted classes
+
+
+def evaluate(model: Module, inputs: np.ndarray, labels: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> Evaluation:
+    """Loss, accuracy and predictions of `model` (put in eval mode) on inputs (N, 1, 28, 28), labels (N,)."""
+    model.eval()
+    total_loss, predictions = 0.0, []
+    with no_grad(), tqdm(total=len(inputs), desc="test", unit="img", leave=False) as bar:
+        for start in range(0, len(inputs), batch_size):
+            x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
+            logits = model(Tensor(x))
+            total_loss += F.cross_entropy(logits, Tensor(y), reduction="sum").item()
+            predictions.append(logits.data.argmax(axis=1))
+            bar.update(len(x))
+    predictions = np.concatenate(predictions)
+    return Evaluation(total_loss / len(labels), float(np.mean(predictions == labels)), predictions)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts: row = true class, column = predicted class."""
+    counts = np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
+    return counts.reshape(num_classes, num_classes)
+
+
+# ---------------------------------------------------------------- training
+
+@dataclass
+class TrainConfig:
+    """A run's hyperparameters. The learning rate falls from `lr` to 0 along a cosine over `epochs`
+    (CosineAnnealingLR, stepped once per epoch). `lr` defaults by optimizer (Adam 2e-3, SGD 0.05);
+    `momentum` is SGD's (default 0.9) and must stay None for Adam."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float | None = None
+    momentum: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in DEFAULT_LR:
+            raise ValueError(f"TrainConfig: optimizer must be one of {', '.join(DEFAULT_LR)}, got {self.optimizer!r}")
+        if self.momentum is not None and self.optimizer != "sgd":
+            raise ValueError(f"TrainConfig: momentum applies to the sgd optimizer, not {self.optimizer}")
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.optimizer]
+        if self.optimizer == "sgd" and self.momentum is None:
+            self.momentum = DEFAULT_SGD_MOMENTUM
+
+    def describe(self) -> str:
+        opt = f"sgd (momentum {self.momentum})" if self.optimizer == "sgd" else self.optimizer
+        return (f"{opt}, lr {self.lr:g} (cosine to 0), batch size {self.batch_size}, {self.epochs} epochs, "
+                f"seed {self.seed}")
+
+
+def make_optimizer(config: TrainConfig, params: Iterable[Tensor]) -> Optimizer:
+    if config.optimizer == "sgd":
+        return SGD(params, lr=config.lr, momentum=config.momentum)
+    return Adam(params, lr=config.lr)
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    images_per_second: float
+
+    def __str__(self) -> str:
+        return (f"epoch {self.epoch:3d}  train loss {self.train_loss:.4f} acc {self.train_accuracy:.4f}  "
+                f"test loss {self.test_loss:.4f} acc {self.test_accuracy:.4f}  "
+                f"{self.seconds:.1f} s  {self.images_per_second:,.0f} img/s")
+
+
+def write_metrics(path: str | os.PathLike, history: list[EpochMetrics]) -> None:
+    """Write `{"epochs": [metrics of each epoch, ...]}` as JSON, atomically (a reader never sees half a file)."""
+    text = json.dumps({"epochs": [asdict(m) for m in history]}, indent=2) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+class TrainingRun:
+    """LeNet-5 with its optimizer, lr schedule and shuffling loader, and the metrics so far.
+
+    `state_dict()` holds all of it plus the global RNG, so a run rebuilt with the same config and
+    data and given `load_state_dict()` continues exactly as the original would have: 1 epoch, save,
+    load, 1 epoch gives the same weights, bit for bit, as 2 epochs straight. The cosine schedule
+    always spans `config.epochs`, so resuming with a larger `epochs` stretches what is left of it.
+    """
+
+    def __init__(self, config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray) -> None:
+        self.config = config
+        self.mean, self.std = input_statistics(train_images)
+        manual_seed(config.seed)  # the model's init and the loader's shuffles draw from the global generator
+        self.model = LeNet5(NUM_CLASSES)
+        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.scheduler = CosineAnnealingLR(self.optimizer, T_max=config.epochs)
+        dataset = TensorDataset(self.inputs(train_images), train_labels)
+        self.loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True)
+        self.epoch = 0
+        self.history: list[EpochMetrics] = []
+
+    def inputs(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images normalised with this run's training statistics: float32 (N, 1, 28, 28)."""
+        return to_inputs(images, self.mean, self.std)
+
+    def run_epoch(self, test_inputs: np.ndarray, test_labels: np.ndarray) -> EpochMetrics:
+        """Train one epoch (with a progress bar), step the lr schedule, evaluate on the test split."""
+        self.epoch += 1
+        start = time.perf_counter()
+        self.model.train()
+        seen, correct, loss_sum = 0, 0, 0.0
+        desc = f"epoch {self.epoch}/{self.config.epochs}"
+        with tqdm(total=len(self.loader.dataset), desc=desc, unit="img", leave=False) as bar:
+            for x, y in self.loader:
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                n = len(y)
+                seen += n
+                loss_sum += loss.item() * n
+                correct += int((logits.data.argmax(axis=1) == y.data).sum())
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+                bar.update(n)
+        train_seconds = time.perf_counter() - start
+        self.scheduler.step()
+        test = evaluate(self.model, test_inputs, test_labels)
+        metrics = EpochMetrics(self.epoch, loss_sum / seen, correct / seen, test.loss, test.accuracy,
+                               time.perf_counter() - start, seen / train_seconds)
+        self.history.append(metrics)
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run, as `save_checkpoint` stores it."""
+        return {
+            "model_name": type(self.model).__name__,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "rng": get_generator().bit_generator.state,
+            "loader": self.loader.state_dict(),
+            "config": asdict(self.config),
+            "normalization": {"mean": self.mean, "std": self.std},
+            "history": [asdict(m) for m in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()` output. Raises CheckpointError if it is not of a run like this one."""
+        load_model_state(self.model, state)
+        saved = normalization_from_checkpoint(state)
+        if saved != (self.mean, self.std):
+            raise CheckpointError(f"the checkpoint was trained on other images (pixel mean/std {saved[0]:.6f}/"
+                                  f"{saved[1]:.6f}, these have {self.mean:.6f}/{self.std:.6f})")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            # the schedule spans this run's epochs, which may differ from the saved run's
+            self.scheduler.load_state_dict({**state["scheduler"], "T_max": self.scheduler.T_max})
+            self.loader.load_state_dict(state["loader"])
+            get_generator().bit_generator.state = state["rng"]
+            self.epoch = int(state["epoch"])
+            self.history = [EpochMetrics(**m) for m in state["history"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"the checkpoint does not fit this training run ({type(e).__name__}: {e})") from None
+
+
+def load_model_state(model: Module, state: dict[str, Any]) -> None:
+    """Copy a checkpoint's weights into `model`. Raises CheckpointError if they are another model's."""
+    name = state.get("model_name")
+    if name != type(model).__name__ or "model" not in state:
+        raise CheckpointError(f"the checkpoint holds a {name!r} model, not {type(model).__name__}")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:  # missing or unexpected weights, or other shapes
+        raise CheckpointError(str(e)) from None
+
+
+def normalization_from_checkpoint(state: dict[str, Any]) -> tuple[float, float]:
+    """The (mean, std) of the pixels the checkpoint's model was trained on."""
+    try:
+        return float(state["normalization"]["mean"]), float(state["normalization"]["std"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError("the checkpoint has no input normalization (mean, std)") from None
