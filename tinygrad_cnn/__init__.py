@@ -1,7 +1,7 @@
 """tinygrad_cnn: a small deep-learning framework on NumPy, with PyTorch's API."""
 import numpy as np
 
-from . import functional
+from . import data, functional, nn, optim
 from .autograd import Function, backward, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import arange, eye, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

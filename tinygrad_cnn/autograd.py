@@ -14,20 +14,14 @@ higher derivatives need no second code path.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import itertools
-import linecache
-import os
-import sys
-import sysconfig
-import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from .scopes import Scope
     from .tensor import Tensor
 
 # ---------------------------------------------------------------- grad mode
@@ -175,7 +169,8 @@ class Function:
         if type(data) is not np.ndarray:  # NumPy turns 0-d results into scalars
             data = np.asarray(data)
         if _anomaly_mode:
-            _check_forward(ctx, data)
+            from .introspect import check_forward  # imported here: introspect builds on this module
+            check_forward(ctx, data)
         if _grad_enabled and True in ctx.needs_input_grad:
             out = tensor_module.Tensor._make(data, True, ctx)
             ctx._output = weakref.ref(out)
@@ -235,6 +230,8 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
     wanted = {id(t): None for t in inputs} if inputs is not None else None
     # the debugging tools cost two local tests per node while they are off
     hooked, observed = _tensor_hooks_used, _anomaly_mode or bool(_backward_observers)
+    if hooked or observed:
+        from . import introspect  # imported here: introspect builds on this module
     for observer in _backward_observers:
         observer.start_pass()
 
@@ -244,7 +241,7 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
             if g is None:
                 continue
             if hooked and t._hooks:
-                g = _run_tensor_hooks(t, g)
+                g = introspect.run_tensor_hooks(t, g)
             if wanted is not None:
                 if id(t) in wanted:
                     wanted[id(t)] = g
@@ -261,7 +258,7 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
                     f"{ctx.name}: trying to backward through the graph a second time, but its saved "
                     "values were freed after the first backward. Pass retain_graph=True to the first "
                     "backward() if you need to go through the graph again.")
-            input_grads = _observed_vjp(t, ctx, g) if observed else ctx.fn.backward(ctx, g)
+            input_grads = introspect.observed_vjp(t, ctx, g) if observed else ctx.fn.backward(ctx, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for x, needed, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads):
@@ -345,119 +342,14 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     return tuple(found)
 
 
-# ---------------------------------------------------------------- composite ops
-
-class Scope:
-    """One call of a composite op such as conv2d or cross_entropy: a function that records
-    several primitive nodes. Each node keeps the innermost scope it was made in, so drawings
-    and traces can show the NN op a user called instead of its primitives.
-
-    The call's arguments are kept as given (cheap while recording); `args` picks the ones worth
-    showing (`{"stride": 1, "padding": 2}`), `inputs` the Tensors among them. `parent` is the
-    enclosing call (cross_entropy for the log_softmax it calls) or None.
-    """
-
-    __slots__ = ("name", "parent", "_signature", "_args", "_kwargs")
-
-    def __init__(self, name: str, signature: _KeyArguments, args: tuple, kwargs: dict, parent: Scope | None) -> None:
-        self.name, self.parent = name, parent
-        self._signature, self._args, self._kwargs = signature, args, kwargs
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return self._signature.shown(self._args, self._kwargs)
-
-    @property
-    def inputs(self) -> tuple[Tensor, ...]:
-        Tensor = tensor_module.Tensor
-        return tuple(a for a in (*self._args, *self._kwargs.values()) if isinstance(a, Tensor))
-
-    @property
-    def outermost(self) -> Scope:
-        scope = self
-        while scope.parent is not None:
-            scope = scope.parent
-        return scope
-
-    @property
-    def path(self) -> str:
-        """'cross_entropy/log_softmax' for a call nested in another."""
-        return self.name if self.parent is None else f"{self.parent.path}/{self.name}"
-
-    @property
-    def label(self) -> str:
-        """'conv2d stride=1 padding=2': a pair of equal ints is shown as one int."""
-        return " ".join([self.name] + [f"{k}={_compact(v)}" for k, v in self.args.items()])
-
-    def __repr__(self) -> str:
-        return f"<Scope {self.label}>"
-
-
-def _compact(value: Any) -> Any:
-    return value[0] if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] else value
-
-
-class _KeyArguments:
-    """Which arguments of a composite function to show: `keys` always, `extra_keys` when they
-    differ from the function's defaults."""
-
-    def __init__(self, fn: Callable, name: str, keys: Sequence[str], extra_keys: Sequence[str]) -> None:
-        params = list(inspect.signature(fn).parameters.values())
-        self.position = {p.name: (i, p.default) for i, p in enumerate(params)}
-        for key in (*keys, *extra_keys):
-            if key not in self.position:
-                raise TypeError(f"composite {name!r}: {fn.__name__}() has no argument {key!r}")
-        self.keys, self.extra_keys = tuple(keys), tuple(extra_keys)
-
-    def value(self, key: str, args: tuple, kwargs: dict) -> Any:
-        i, default = self.position[key]
-        return kwargs[key] if key in kwargs else args[i] if i < len(args) else default
-
-    def shown(self, args: tuple, kwargs: dict) -> dict[str, Any]:
-        shown = {key: self.value(key, args, kwargs) for key in self.keys}
-        for key in self.extra_keys:
-            value = self.value(key, args, kwargs)
-            if _compact(value) != _compact(self.position[key][1]):
-                shown[key] = value
-        return shown
-
-
-_scope: Scope | None = None  # the composite call running now, read by Function.apply
-
-
-def composite(name: str, keys: Sequence[str] = (), extra_keys: Sequence[str] = ()) -> Callable:
-    """Decorator marking a function built from several primitives as one NN op called `name`.
-
-    The nodes recorded while it runs point to a `Scope` of the call, which shows the `keys`
-    arguments, and the `extra_keys` ones where they differ from the function's defaults.
-    Under no_grad, where no node is recorded, it only calls the function.
-    """
-    def decorate(fn: Callable) -> Callable:
-        signature = _KeyArguments(fn, name, keys, extra_keys)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            global _scope
-            if not _grad_enabled:
-                return fn(*args, **kwargs)
-            outer = _scope
-            _scope = Scope(name, signature, args, kwargs, outer)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _scope = outer
-        return wrapper
-    return decorate
-
-
-# ---------------------------------------------------------------- debugging tools
-# Hooks, backward traces and anomaly mode are off almost always. Function.apply tests one
-# flag (`_anomaly_mode`); run_backward reads the flags once per pass, not per node.
+# ---------------------------------------------------------------- switches for seeing inside
+# Hooks, backward traces and anomaly mode (introspect.py) are off almost always: then
+# Function.apply tests one flag, and run_backward reads the switches once per pass. The
+# composite-op scope (scopes.py) is one more slot each recorded node copies.
 
 _anomaly_mode = False
-_backward_observers: list = []  # recorders of the active trace_backward blocks
+_backward_observers: list = []  # the recorders of active trace_backward blocks
 _tensor_hooks_used = False  # set by the first Tensor.register_hook and never reset
-_in_observed_vjp = 0  # > 0 while _observed_vjp runs a VJP: its ops are checked as a backward step
 
 
 def is_anomaly_enabled() -> bool:
@@ -468,16 +360,6 @@ def set_anomaly_enabled(mode: bool) -> None:
     """Check every forward and backward for NaN/Inf, and record where each node was made."""
     global _anomaly_mode
     _anomaly_mode = bool(mode)
-
-
-def add_backward_observer(observer: Any) -> None:
-    """`observer.start_pass()` runs when a backward pass starts and `observer.record(tensor,
-    ctx, grad_output, grad_inputs, seconds)` after each step (ctx None for a leaf's .grad)."""
-    _backward_observers.append(observer)
-
-
-def remove_backward_observer(observer: Any) -> None:
-    _backward_observers.remove(observer)
 
 
 class RemovableHandle:
@@ -505,98 +387,24 @@ class RemovableHandle:
 def add_tensor_hook(t: Tensor, hook: Callable) -> RemovableHandle:
     """Register hook(grad) on t (see Tensor.register_hook)."""
     global _tensor_hooks_used
+    _tensor_hooks_used = True  # from now on, backward passes look for hooks
     if t._hooks is None:
         t._hooks = {}
-    _tensor_hooks_used = True
     return RemovableHandle(t._hooks, hook)
 
 
-def _run_tensor_hooks(t: Tensor, g: Tensor) -> Tensor:
-    """Pass g through t's hooks in the order they were registered; a returned Tensor replaces g."""
-    for hook in list(t._hooks.values()):
-        new = hook(g)
-        if new is None:
-            continue
-        if not isinstance(new, tensor_module.Tensor) or new.shape != g.shape:
-            got = f"shape {new.shape}" if isinstance(new, tensor_module.Tensor) else type(new).__name__
-            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned {got} for a gradient of "
-                               f"shape {g.shape}: a hook must return None or a Tensor of the gradient's shape")
-        g = new
-    return g
+_scope: Scope | None = None  # the composite op being called now (scopes.py); recorded nodes keep it
 
 
-def _observed_vjp(t: Tensor, ctx: Context, g: Tensor) -> tuple[Tensor | None, ...]:
-    """One node's VJP while anomaly mode or a trace is on: timed, checked and reported."""
-    global _in_observed_vjp
-    start = time.perf_counter()
-    _in_observed_vjp += 1
-    try:
-        input_grads = ctx.fn.backward(ctx, g)
-    finally:
-        _in_observed_vjp -= 1
-    if not isinstance(input_grads, tuple):
-        input_grads = (input_grads,)
-    input_grads = tuple(_fit_gradient(gx, x, ctx) if needed and gx is not None else None
-                        for x, needed, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads))
-    seconds = time.perf_counter() - start
-    if _anomaly_mode and _all_finite(g.data):  # a non-finite g was blamed on the node that made it
-        for i, gx in enumerate(input_grads):
-            if gx is not None and not _all_finite(gx.data):
-                raise RuntimeError(
-                    f"detect_anomaly: {_op_name(ctx.name, ctx.scope)} returned {_nan_or_inf(gx.data)} in the "
-                    f"gradient of its input {i} (shape {gx.shape}) from a finite incoming gradient of shape "
-                    f"{g.shape}; {_made_at(ctx.created_at)}")
-    for observer in _backward_observers:
-        observer.record(t, ctx, g, input_grads, seconds)
-    return input_grads
+def set_scope(scope: Scope | None) -> Scope | None:
+    """Make `scope` the current composite call; returns the one it replaces."""
+    global _scope
+    previous, _scope = _scope, scope
+    return previous
 
 
-def _check_forward(ctx: Context, data: np.ndarray) -> None:
-    """Anomaly mode: note the user code making this node, and fail if the forward produced NaN
-    or Inf that neither its inputs nor its arguments had (padding with -inf is on purpose)."""
-    ctx.created_at = _user_frame()
-    if _in_observed_vjp or data.dtype.kind != "f" or _all_finite(data):
-        return
-    if all(_all_finite(x.data) for x in ctx.inputs) and all(
-            _all_finite(v) for v in ctx.kwargs.values() if isinstance(v, float)):
-        shapes = ", ".join(str(x.shape) for x in ctx.inputs)
-        raise RuntimeError(f"detect_anomaly: {_op_name(ctx.fn.__name__, _scope)} produced {_nan_or_inf(data)} in "
-                           f"its forward pass from finite inputs (inputs {shapes}, output {data.shape}); "
-                           f"{_made_at(ctx.created_at)}")
-
-
-def _all_finite(data: Any) -> bool:
-    return bool(np.isfinite(data).all())
-
-
-def _nan_or_inf(data: np.ndarray) -> str:
-    return "NaN" if np.isnan(data).any() else "Inf"
-
-
-def _op_name(name: str, scope: Scope | None) -> str:
-    return name if scope is None else f"{name} (in {scope.path})"
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
-
-
-def _user_frame() -> tuple[str, int] | None:
-    """(file, line) of the innermost caller outside this package and the standard library."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith((_PACKAGE_DIR, _STDLIB_DIR)):
-            return filename, frame.f_lineno
-        frame = frame.f_back
-    return None
-
-
-def _made_at(site: tuple[str, int] | None) -> str:
-    if site is None:
-        return "build the graph inside detect_anomaly() to see where the op was created"
-    code = linecache.getline(*site).strip()
-    return f"the op was created at {site[0]}:{site[1]}" + (f": {code}" if code else "")
+def current_scope() -> Scope | None:
+    return _scope
 
 
 # tensor.py builds on this module; import it last so either can be imported first.

@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 
 from . import ops
-from .autograd import composite
 from .ops.window import output_size
 from .rng import get_generator
+from .scopes import composite
 from .shapes import normalize_dim
 from .tensor import Tensor
 

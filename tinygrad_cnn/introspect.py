@@ -9,13 +9,18 @@
         loss = model(x).sum()            # naming the op and the line of user code that made it
         loss.backward()
 
-The engine side (the flags, tensor hooks, the scope of composite ops) lives in autograd.py;
-this module holds what users call. Module hooks (`register_forward_hook`,
+autograd.py only holds the switches (one flag test per op while they are off); what runs
+when they are on is here, beside what users call. Module hooks (`register_forward_hook`,
 `register_full_backward_hook`) are installed by nn.Module and run by `call_module` below.
 """
 from __future__ import annotations
 
 import contextlib
+import linecache
+import os
+import sys
+import sysconfig
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -23,6 +28,7 @@ import numpy as np
 
 from . import autograd
 from .autograd import Context, Function
+from .scopes import Scope
 from .tensor import Tensor
 
 if TYPE_CHECKING:
@@ -49,6 +55,104 @@ def parameter_names(params: Any, op: str) -> dict[int, tuple[str, Tensor]]:
             raise TypeError(f"{op}: params[{name!r}] is a {type(t).__name__}, not a Tensor")
         names[id(t)] = (str(name), t)
     return names
+
+
+# ---------------------------------------------------------------- the engine's side
+# autograd.run_backward and Function.apply call these only while a hook, a trace or anomaly
+# mode is active (see the switches at the end of autograd.py).
+
+_in_observed_vjp = 0  # > 0 while observed_vjp runs a VJP: its ops are checked as a backward step
+
+
+def run_tensor_hooks(t: Tensor, g: Tensor) -> Tensor:
+    """Pass g through t's hooks in the order they were registered; a returned Tensor replaces g."""
+    for hook in list(t._hooks.values()):
+        new = hook(g)
+        if new is None:
+            continue
+        if not isinstance(new, Tensor) or new.shape != g.shape:
+            got = f"shape {new.shape}" if isinstance(new, Tensor) else type(new).__name__
+            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned {got} for a gradient of "
+                               f"shape {g.shape}: a hook must return None or a Tensor of the gradient's shape")
+        g = new
+    return g
+
+
+def observed_vjp(t: Tensor, ctx: Context, g: Tensor) -> tuple[Tensor | None, ...]:
+    """One node's VJP while anomaly mode or a trace is on: timed, checked and reported."""
+    global _in_observed_vjp
+    start = time.perf_counter()
+    _in_observed_vjp += 1
+    try:
+        input_grads = ctx.fn.backward(ctx, g)
+    finally:
+        _in_observed_vjp -= 1
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    input_grads = tuple(autograd._fit_gradient(gx, x, ctx) if needed and gx is not None else None
+                        for x, needed, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads))
+    seconds = time.perf_counter() - start
+    if autograd.is_anomaly_enabled() and _all_finite(g.data):  # a non-finite g was blamed on the node that made it
+        for i, gx in enumerate(input_grads):
+            if gx is not None and not _all_finite(gx.data):
+                raise RuntimeError(
+                    f"detect_anomaly: {_op_name(ctx.name, ctx.scope)} returned {_nan_or_inf(gx.data)} in the "
+                    f"gradient of its input {i} (shape {gx.shape}) from a finite incoming gradient of shape "
+                    f"{g.shape}; {_made_at(ctx.created_at)}")
+    for observer in autograd._backward_observers:
+        observer.record(t, ctx, g, input_grads, seconds)
+    return input_grads
+
+
+def check_forward(ctx: Context, data: np.ndarray) -> None:
+    """Anomaly mode: note the user code making this node, and fail if the forward produced NaN
+    or Inf that neither its inputs nor its arguments had (padding with -inf is on purpose)."""
+    ctx.created_at = _user_frame()
+    if _in_observed_vjp or data.dtype.kind != "f" or _all_finite(data):
+        return
+    if all(_all_finite(x.data) for x in ctx.inputs) and all(
+            _all_finite(v) for v in ctx.kwargs.values() if isinstance(v, float)):
+        shapes = ", ".join(str(x.shape) for x in ctx.inputs)
+        raise RuntimeError(f"detect_anomaly: {_op_name(ctx.fn.__name__, autograd.current_scope())} produced {_nan_or_inf(data)} in "
+                           f"its forward pass from finite inputs (inputs {shapes}, output {data.shape}); "
+                           f"{_made_at(ctx.created_at)}")
+
+
+def _all_finite(data: Any) -> bool:
+    return bool(np.isfinite(data).all())
+
+
+def _nan_or_inf(data: np.ndarray) -> str:
+    return "NaN" if np.isnan(data).any() else "Inf"
+
+
+def _op_name(name: str, scope: Scope | None) -> str:
+    return name if scope is None else f"{name} (in {scope.path})"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+
+
+def _user_frame() -> tuple[str, int] | None:
+    """(file, line) of the innermost caller outside this package and the standard library."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith((_PACKAGE_DIR, _STDLIB_DIR)):
+            return filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _made_at(site: tuple[str, int] | None) -> str:
+    if site is None:
+        return "build the graph inside detect_anomaly() to see where the op was created"
+    code = linecache.getline(*site).strip()
+    return f"the op was created at {site[0]}:{site[1]}" + (f": {code}" if code else "")
+
+
+
 
 
 # ---------------------------------------------------------------- backward trace
@@ -87,7 +191,7 @@ class BackwardTrace:
         self._names = parameter_names(params, "trace_backward")
         self._senders: dict[int, list[int]] = {}  # id(tensor) -> steps that sent it gradient
 
-    # the engine calls these two (see autograd.add_backward_observer)
+    # autograd.run_backward calls these two
     def start_pass(self) -> None:
         self._senders = {}
 
@@ -170,11 +274,11 @@ def trace_backward(params: Any = None) -> Iterator[BackwardTrace]:
         params: a Module or a name -> Tensor dict, to name the parameters' AccumulateGrad steps.
     """
     trace = BackwardTrace(params)
-    autograd.add_backward_observer(trace)
+    autograd._backward_observers.append(trace)
     try:
         yield trace
     finally:
-        autograd.remove_backward_observer(trace)
+        autograd._backward_observers.remove(trace)
 
 
 # ---------------------------------------------------------------- anomaly detection

@@ -27,7 +27,8 @@ from typing import Any, Sequence
 import graphviz
 import numpy as np
 
-from .autograd import Context, Scope, _compact
+from .autograd import Context
+from .scopes import Scope, compact
 from .introspect import norm, parameter_names
 from .tensor import Tensor
 
@@ -305,7 +306,7 @@ def _short(value: Any, limit: int = 28) -> str:
     if isinstance(value, tuple) and any(isinstance(v, np.ndarray) for v in value):
         text = "(" + ", ".join(f"array{v.shape}" if isinstance(v, np.ndarray) else repr(v) for v in value) + ")"
     else:
-        text = str(_compact(value))
+        text = str(compact(value))
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

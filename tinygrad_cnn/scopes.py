@@ -1,0 +1,117 @@
+"""Composite ops: functions such as conv2d or cross_entropy that are built from several
+primitives but are one op to the person who called them.
+
+`@composite("conv2d", keys=("stride", "padding"))` on such a function makes every node
+recorded while it runs point to a `Scope` of that call (`Context.scope`), so graph drawings
+and backward traces can show "conv2d stride=1 padding=2" instead of a pad, an unfold and a
+matmul. The engine only copies the current scope onto each node it records; nothing else changes.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Sequence
+
+from . import autograd
+from .tensor import Tensor
+
+
+class Scope:
+    """One call of a composite op such as conv2d or cross_entropy: a function that records
+    several primitive nodes. Each node keeps the innermost scope it was made in, so drawings
+    and traces can show the NN op a user called instead of its primitives.
+
+    The call's arguments are kept as given (cheap while recording); `args` picks the ones worth
+    showing (`{"stride": 1, "padding": 2}`), `inputs` the Tensors among them. `parent` is the
+    enclosing call (cross_entropy for the log_softmax it calls) or None.
+    """
+
+    __slots__ = ("name", "parent", "_signature", "_args", "_kwargs")
+
+    def __init__(self, name: str, signature: _KeyArguments, args: tuple, kwargs: dict, parent: Scope | None) -> None:
+        self.name, self.parent = name, parent
+        self._signature, self._args, self._kwargs = signature, args, kwargs
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self._signature.shown(self._args, self._kwargs)
+
+    @property
+    def inputs(self) -> tuple[Tensor, ...]:
+        return tuple(a for a in (*self._args, *self._kwargs.values()) if isinstance(a, Tensor))
+
+    @property
+    def outermost(self) -> Scope:
+        scope = self
+        while scope.parent is not None:
+            scope = scope.parent
+        return scope
+
+    @property
+    def path(self) -> str:
+        """'cross_entropy/log_softmax' for a call nested in another."""
+        return self.name if self.parent is None else f"{self.parent.path}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        """'conv2d stride=1 padding=2': a pair of equal ints is shown as one int."""
+        return " ".join([self.name] + [f"{k}={compact(v)}" for k, v in self.args.items()])
+
+    def __repr__(self) -> str:
+        return f"<Scope {self.label}>"
+
+
+def compact(value: Any) -> Any:
+    """(2, 2) -> 2: a pair of equal ints as one, as users write them."""
+    return value[0] if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] else value
+
+
+class _KeyArguments:
+    """Which arguments of a composite function to show: `keys` always, `extra_keys` when they
+    differ from the function's defaults."""
+
+    def __init__(self, fn: Callable, name: str, keys: Sequence[str], extra_keys: Sequence[str]) -> None:
+        params = list(inspect.signature(fn).parameters.values())
+        self.position = {p.name: (i, p.default) for i, p in enumerate(params)}
+        for key in (*keys, *extra_keys):
+            if key not in self.position:
+                raise TypeError(f"composite {name!r}: {fn.__name__}() has no argument {key!r}")
+        self.keys, self.extra_keys = tuple(keys), tuple(extra_keys)
+
+    def value(self, key: str, args: tuple, kwargs: dict) -> Any:
+        i, default = self.position[key]
+        return kwargs[key] if key in kwargs else args[i] if i < len(args) else default
+
+    def shown(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        shown = {key: self.value(key, args, kwargs) for key in self.keys}
+        for key in self.extra_keys:
+            value = self.value(key, args, kwargs)
+            if compact(value) != compact(self.position[key][1]):
+                shown[key] = value
+        return shown
+
+
+
+
+def composite(name: str, keys: Sequence[str] = (), extra_keys: Sequence[str] = ()) -> Callable:
+    """Decorator marking a function built from several primitives as one NN op called `name`.
+
+    The nodes recorded while it runs point to a `Scope` of the call, which shows the `keys`
+    arguments, and the `extra_keys` ones where they differ from the function's defaults.
+    Under no_grad, where no node is recorded, it only calls the function.
+    """
+    def decorate(fn: Callable) -> Callable:
+        signature = _KeyArguments(fn, name, keys, extra_keys)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not autograd.is_grad_enabled():  # no node is recorded: nothing to mark
+                return fn(*args, **kwargs)
+            outer = autograd.current_scope()
+            autograd.set_scope(Scope(name, signature, args, kwargs, outer))
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                autograd.set_scope(outer)
+        return wrapper
+    return decorate
