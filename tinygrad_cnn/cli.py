@@ -18,6 +18,7 @@ first. Problems the user can fix (a missing file, corrupt data, a missing extra)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import shutil
 import sys
@@ -43,7 +44,7 @@ DEFAULT_CHECKPOINT = OUT / "lenet5.npz"
 DEFAULT_METRICS = OUT / "metrics.json"
 DEFAULT_PLOTS = OUT / "plots"
 DEFAULT_GRAPH = OUT / "lenet5-graph.svg"
-CONFIG_OPTIONS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "seed")  # TrainConfig's fields
+CONFIG_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)]  # each has an option: --batch-size for batch_size
 
 
 class CommandError(Exception):
@@ -146,9 +147,9 @@ def run_train(args: argparse.Namespace) -> int:
                 saved_epoch = run.epoch
                 write_metrics(args.metrics, run.history)
         except KeyboardInterrupt:
-            saved = f"--resume continues after epoch {saved_epoch}, saved in {args.checkpoint}" if saved_epoch else \
+            then = f"--resume continues after epoch {saved_epoch}, saved in {args.checkpoint}" if saved_epoch else \
                 "no epoch was saved"
-            print(f"\ninterrupted during epoch {run.epoch}: {saved}", file=sys.stderr)
+            print(f"\ninterrupted during epoch {run.epoch}: {then}", file=sys.stderr)
             return 130
         written += [f"checkpoint {args.checkpoint}", f"metrics {args.metrics}"]
     if plots_dir is not None:
@@ -184,7 +185,7 @@ def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None, checkp
             raise CommandError("--resume continues the checkpoint's run, but " + "; ".join(conflicts)
                                + ": leave these out, or start a new run without --resume")
         given = {**{k: saved_config[k] for k in CONFIG_OPTIONS if k in saved_config}, **given}
-    if args.momentum is not None and given.get("optimizer", "adam") != "sgd":
+    if args.momentum is not None and given.get("optimizer", TrainConfig.optimizer) != "sgd":
         raise UsageError("--momentum applies to --optimizer sgd only")
     try:
         return TrainConfig(**given)

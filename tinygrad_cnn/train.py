@@ -158,6 +158,8 @@ def make_optimizer(config: TrainConfig, params: Iterable[Tensor]) -> Optimizer:
 
 @dataclass
 class EpochMetrics:
+    """What one epoch measured (the fields are explained in the module docstring)."""
+
     epoch: int
     train_loss: float
     train_accuracy: float
