@@ -142,6 +142,20 @@ def test_train_writes_graph(trained):
     assert "<svg" in svg and "conv1.weight" in svg and "fc3.bias" in svg
 
 
+def test_without_dot_the_default_graph_is_dot_text(in_tmp, data_dir, monkeypatch):
+    """A fresh machine may lack Graphviz's `dot`: the main command still leaves the graph, as DOT text."""
+    import tinygrad_cnn.cli as cli
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = run_cli("train", "--data", str(data_dir), "--epochs", "1", "--batch-size", "32")
+    assert code == 0, err
+    assert "writing out/lenet5-graph.gv instead" in err
+    source = (in_tmp / "out" / "lenet5-graph.gv").read_text()
+    assert source.startswith("digraph") and "conv1.weight" in source and "cross_entropy" in source
+    code, _, err = run_cli("train", "--data", str(data_dir), "--epochs", "1", "--graph", "g.svg")
+    assert code == 1 and "error: rendering the graph needs Graphviz's `dot` program" in err
+
+
 # ================================================================ resume
 
 def test_resume_continues_exactly(in_tmp, data_dir, monkeypatch):
@@ -151,7 +165,7 @@ def test_resume_continues_exactly(in_tmp, data_dir, monkeypatch):
     code, _, err = run_cli("train", *common, "--epochs", "2", "--checkpoint", "a.npz", "--metrics", "a.json",
                            "--graph", "a.dot")
     assert code == 0, err
-    assert "note: skipping out/plots: plots need matplotlib" in err
+    assert "note: plots need matplotlib, which is not installed" in err and "; skipping it" in err
     code, _, err = run_cli("train", *common, "--epochs", "1", "--checkpoint", "b.npz", "--metrics", "b.json",
                            "--graph", "b.dot")
     assert code == 0, err

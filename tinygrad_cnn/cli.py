@@ -8,7 +8,8 @@
 `train` writes into ./out/ unless told otherwise: the checkpoint (out/lenet5.npz) and the metrics
 (out/metrics.json) after every epoch, the graph of one forward pass and its loss (out/lenet5-graph.svg)
 before training, the plots (out/plots/) after it. When matplotlib or Graphviz's `dot` program is
-missing, the default plots or graph are skipped with a note; asked for by name, they are an error.
+missing, the default plots are skipped and the graph is written as DOT text (out/lenet5-graph.gv), with
+a note; asked for by name, they are an error.
 
 Each subcommand is two functions: `add_<name>_parser(subparsers)` declares its arguments and sets
 `run=run_<name>`; `run_<name>(args)` does the work and returns the exit code. SUBCOMMANDS lists the
@@ -122,7 +123,8 @@ def run_train(args: argparse.Namespace) -> int:
     saved = load_checkpoint(args.checkpoint) if args.resume else None
     config = _train_config(args, saved, args.checkpoint)
     plots_dir = _output_path(args.plots, DEFAULT_PLOTS, _plots_problem)
-    graph = _output_path(args.graph, DEFAULT_GRAPH, _graph_problem)
+    graph = _output_path(args.graph, DEFAULT_GRAPH, _graph_problem,
+                         fallback=DEFAULT_GRAPH.with_suffix(".gv"))  # without `dot`: DOT text, to render later
     train_images, train_labels = _read_data(args.data, train=True)
     test_images, test_labels = _read_data(args.data, train=False)
 
@@ -193,18 +195,20 @@ def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None, checkp
         raise CommandError(f"{checkpoint}: bad training config in the checkpoint ({e})") from None
 
 
-def _output_path(given: Path | None, default: Path, problem: Callable[[Path], str | None]) -> Path | None:
+def _output_path(given: Path | None, default: Path, problem: Callable[[Path], str | None],
+                 fallback: Path | None = None) -> Path | None:
     """Where to write an output that needs an optional dependency: `given`, or `default` if None.
-    If `problem(path)` reports the dependency missing, an explicit path is an error, the default
-    is skipped with a note."""
+    If `problem(path)` reports the dependency missing, an explicit path is an error; instead of the
+    default, the `fallback` is written (or nothing), with a note."""
     path = default if given is None else given
     reason = problem(path)
     if reason is None:
         return path
     if given is not None:
         raise CommandError(reason)
-    print(f"note: skipping {path}: {reason}", file=sys.stderr)
-    return None
+    instead = f"writing {fallback} instead" if fallback is not None else "skipping it"
+    print(f"note: {reason}; {instead}", file=sys.stderr)
+    return fallback
 
 
 def _plots_problem(path: Path) -> str | None:
