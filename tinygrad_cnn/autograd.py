@@ -181,15 +181,16 @@ class Function:
 
 # ---------------------------------------------------------------- backward sweep
 
-def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Tensors that lead to `roots` and require grad, each after every Tensor computed from it
-    (so roots come first). Iterative depth-first search: no recursion limit."""
+def topological_order(roots: Sequence[Tensor], constants: bool = False) -> list[Tensor]:
+    """Tensors that lead to `roots` and require grad (with `constants`, the others too), each
+    after every Tensor computed from it, so roots come first. Iterative depth-first search (no
+    recursion limit), first inputs first."""
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack = [(root, False) for root in roots]
+    stack = [(root, False) for root in reversed(roots)]
     while stack:
-        t, children_done = stack.pop()
-        if children_done:
+        t, inputs_done = stack.pop()
+        if inputs_done:
             order.append(t)
             continue
         if id(t) in visited:
@@ -197,7 +198,8 @@ def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
         visited.add(id(t))
         stack.append((t, True))
         if t.grad_fn is not None:
-            stack.extend((x, False) for x in t.grad_fn.inputs if x.requires_grad and id(x) not in visited)
+            stack.extend((x, False) for x in reversed(t.grad_fn.inputs)
+                         if (constants or x.requires_grad) and id(x) not in visited)
     order.reverse()
     return order
 

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import graphviz
 import numpy as np
 
-from .autograd import Context
+from .autograd import Context, topological_order
 from .scopes import Scope, compact
 from .introspect import norm, parameter_names
 from .tensor import Tensor
@@ -178,7 +178,7 @@ class _Drawing:
             node.tensors.append(t)
 
     def collect(self, roots: Sequence[Tensor]) -> None:
-        for t in _tensors_in_order(roots):
+        for t in reversed(topological_order(roots, constants=True)):  # inputs before their results
             if t.grad_fn is None:
                 continue
             ctx = t.grad_fn
@@ -270,26 +270,6 @@ class _Drawing:
         if self.show_grads:
             lines.extend(_grad_line(t) for t in node.tensors if t.grad is not None or node.kind == "parameter")
         return lines
-
-
-def _tensors_in_order(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Every tensor the roots were computed from (constants too), each after its inputs.
-    Iterative depth-first search, so deep graphs need no recursion."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack = [(root, False) for root in reversed(roots)]
-    while stack:
-        t, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t.grad_fn is not None:
-            stack.extend((x, False) for x in reversed(t.grad_fn.inputs) if id(x) not in seen)
-    return order
 
 
 def _depth(scope: Scope) -> int:
