@@ -113,7 +113,7 @@ class Context:
         self.fn = fn
         self.inputs = inputs
         self.kwargs = kwargs
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self.needs_input_grad = tuple([t.requires_grad for t in inputs])  # a list is faster than a generator
         self.released = False
         self.saved: tuple = ()
         self._output: weakref.ref | None = None
@@ -207,13 +207,13 @@ def topological_order(roots: Sequence[Tensor], constants: bool = False) -> list[
 def _fit_gradient(grad: Tensor, like: Tensor, ctx: Context) -> Tensor:
     """Sum a broadcast gradient back to `like`'s shape and give it `like`'s dtype: the one
     place where broadcasting is undone, so no op has to do it itself."""
-    if grad.shape != like.shape:
+    if grad.data.shape != like.data.shape:  # .data: this runs for every edge, skip the properties
         try:
             grad = grad.sum_to_size(like.shape)
         except ValueError:
             raise RuntimeError(f"{ctx.name} returned a gradient of shape {grad.shape} for an input "
                                f"of shape {like.shape}") from None
-    if grad.dtype != like.dtype:
+    if grad.data.dtype != like.data.dtype:
         grad = grad.to(like.dtype)
     return grad
 

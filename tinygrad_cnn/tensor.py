@@ -432,6 +432,8 @@ def _promote(x: Tensor, y: Tensor, true_division: bool = False) -> tuple[Tensor,
     """PyTorch's type promotion across kinds: the operand of the lower kind (bool < int < float) takes
     the other's dtype, so int64 * float32 is float32 (NumPy would say float64); `/` of integers is
     float32. Within a kind NumPy's rule (the wider dtype) is PyTorch's too."""
+    if x.data.dtype is y.data.dtype and not true_division:  # the common case: nothing to do
+        return x, y
     kx, ky = _KIND_RANK[x.dtype.kind], _KIND_RANK[y.dtype.kind]
     if kx < ky:
         x = x.to(y.dtype)

@@ -80,7 +80,8 @@ class Fold(Function):
 
 class WindowMax(Function):
     """The largest value in each window: (N, C, H, W) -> (N, C, OH, OW).
-    dL/dx = g sent to each window's first maximum (row-major order, as PyTorch), via WindowScatter."""
+    dL/dx = g sent to each window's first maximum (row-major order, as PyTorch), via WindowScatter;
+    a NaN counts as the maximum, and of several NaNs the last one takes g (as PyTorch)."""
 
     @staticmethod
     def forward(ctx, x, *, kernel_size, stride, dilation):
@@ -97,6 +98,10 @@ class WindowMax(Function):
             # a later equal value never takes the gradient from an earlier one.
             np.maximum(winner, (x[where] > best).view(np.int8) * k, out=winner)
             np.maximum(best, x[where], out=best)
+        nan_windows = np.isnan(best)
+        if nan_windows.any():  # as PyTorch: a NaN is the maximum, and the window's last NaN takes the gradient
+            for k, where in _offset_slices(kernel_size, stride, dilation, (oh, ow), offset_type):
+                winner[nan_windows & np.isnan(x[where])] = k
         ctx.save_for_backward(winner)
         return best
 
