@@ -28,8 +28,8 @@ import graphviz
 import numpy as np
 
 from .autograd import Context, topological_order
-from .scopes import Scope, compact
 from .introspect import norm, parameter_names
+from .scopes import Scope, compact
 from .tensor import Tensor
 
 STYLES: dict[str, dict[str, str]] = {
