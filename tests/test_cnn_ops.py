@@ -457,6 +457,43 @@ def test_conv2d_1x1_kernel_is_a_per_pixel_linear_map():
     np.testing.assert_allclose(F.conv2d(T(x), T(w), T(b)).data, expected, rtol=1e-12)
 
 
+def test_conv2d_drops_the_run_on_columns_and_keeps_no_gradient_from_them():
+    """Im2col computes extra columns that run on into the next image row; conv2d must crop them:
+    a filter that picks the right-most tap sees only its own row, and the input gradient is the
+    count of windows each pixel is in (none of them wrap around)."""
+    x = np.arange(2 * 1 * 4 * 5, dtype=np.float64).reshape(2, 1, 4, 5)
+    w = np.zeros((1, 1, 2, 3))
+    w[0, 0, 0, 2] = 1.0
+    xt = T(x)
+    out = F.conv2d(xt, T(w, requires_grad=False), stride=(1, 2))
+    np.testing.assert_array_equal(out.data, x[:, :, 0:3, 2:5:2])
+    out.sum().backward()
+    expected = np.zeros_like(x)
+    expected[:, :, 0:3, 2:5:2] = 1.0
+    np.testing.assert_array_equal(xt.grad.data, expected)
+
+
+def test_col2im_rejects_columns_of_another_geometry():
+    from tinygrad_cnn.ops.window import Col2im
+    cols = Tensor(np.zeros((1, 1, 2, 2, 3, 5)))
+    with pytest.raises(ValueError, match=r"col2im: columns of shape \(1, 1, 2, 2, 3, 5\) do not fit"):
+        Col2im.apply(cols, input_size=(4, 4), kernel_size=(2, 2), padding=(0, 0, 0, 0), stride=(1, 1),
+                     dilation=(1, 1))
+
+
+@pytest.mark.parametrize("out_channels", [2, 12], ids=["wide weight gradient", "tall weight gradient"])
+def test_conv2d_weight_gradient_sums_the_batch_in_either_orientation(out_channels):
+    """The weight's gradient is a sum of per-sample products that MatMul computes transposed when
+    they are wider than tall: both orientations must give the per-sample sum (hand-written einsum)."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((3, 2, 4, 4)), rng.standard_normal((out_channels, 2, 2, 2))
+    g = rng.standard_normal((3, out_channels, 3, 3))
+    wt = T(w)
+    F.conv2d(T(x, requires_grad=False), wt).backward(Tensor(g))
+    windows = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))  # (N, C, 3, 3, 2, 2)
+    np.testing.assert_allclose(wt.grad.data, np.einsum("nopq,ncpqij->ocij", g, windows), rtol=1e-12)
+
+
 def test_stride_larger_than_kernel_skips_pixels():
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((1, 2, 7, 8)), rng.standard_normal((3, 2, 1, 1))

@@ -326,16 +326,29 @@ def window_args(g: Geometry) -> dict[str, Any]:
 
 
 @st.composite
-def unfold_example(draw) -> Example:
+def im2col_geometry(draw) -> tuple[Geometry, dict[str, Any], tuple[int, ...]]:
+    """A window geometry with zero padding (left, right, top, bottom), its Im2col/Col2im arguments
+    and the shape of the columns (N, C, KH, KW, OH, Q), run-on columns included."""
     g = draw(window_geometries())
-    return example(draw(tensors(g.batch + g.input_size)), **window_args(g))
+    padding = draw(st.tuples(*[st.integers(0, 1)] * 4))
+    left, right, top, bottom = padding
+    ph, pw = g.input_size[0] + top + bottom, g.input_size[1] + left + right
+    cols_shape = g.batch + g.kernel_size + (positions_after(ph, g.kernel_size[0], g.stride[0], g.dilation[0]),
+                                            -(-pw // g.stride[1]))
+    assume(numel(cols_shape) <= 72)
+    return g, dict(window_args(g), padding=padding), cols_shape
 
 
 @st.composite
-def fold_example(draw) -> Example:
-    g = draw(window_geometries())
-    return example(draw(tensors(g.batch + g.kernel_size + g.out_hw)), input_size=g.input_size,
-                   stride=g.stride, dilation=g.dilation)
+def im2col_example(draw) -> Example:
+    g, args, _ = draw(im2col_geometry())
+    return example(draw(tensors(g.batch + g.input_size)), **args)
+
+
+@st.composite
+def col2im_example(draw) -> Example:
+    g, args, cols_shape = draw(im2col_geometry())
+    return example(draw(tensors(cols_shape)), input_size=g.input_size, **args)
 
 
 @st.composite
@@ -437,11 +450,41 @@ def unfold_reference(a, *, kernel_size, stride, dilation):
     return out
 
 
-def fold_reference(cols, *, input_size, stride, dilation):
-    out = np.zeros(cols.shape[:-4] + tuple(input_size))
-    for p, q, i, j in taps(cols.shape[-4:-2], cols.shape[-2:]):
-        out[(...,) + window_pixel(p, q, i, j, stride, dilation)] += cols[..., i, j, p, q]
+def run_on_positions(input_size, kernel_size, padding, stride, dilation, cols_shape):
+    """For every (i, j, p, q) of the columns, the position it reads in the flattened padded image:
+    (p*sh + i*dh) * PW + q*sw + j*dw, running on into the next row for q >= OW."""
+    pw = input_size[1] + padding[0] + padding[1]
+    for i, j, p, q in itertools.product(*map(range, cols_shape[-4:])):
+        yield (i, j, p, q), (p * stride[0] + i * dilation[0]) * pw + q * stride[1] + j * dilation[1]
+
+
+def padded_flat(shape, input_size, padding):
+    """Zeros for the padded image (N, C, PH + 1, PW), flattened: one extra zero row for the run-on reads."""
+    left, right, top, bottom = padding
+    return np.zeros(tuple(shape[:2]) + ((input_size[0] + top + bottom + 1) * (input_size[1] + left + right),))
+
+
+def im2col_reference(a, *, kernel_size, padding, stride, dilation):
+    left, right, top, bottom = padding
+    image = padded_flat(a.shape, a.shape[-2:], padding).reshape(a.shape[:2] + (a.shape[2] + top + bottom + 1, -1))
+    image[..., top:top + a.shape[2], left:left + a.shape[3]] = a
+    flat = image.reshape(a.shape[:2] + (-1,))
+    pw = a.shape[3] + left + right
+    out_shape = a.shape[:2] + tuple(kernel_size) + (
+        positions_after(a.shape[2] + top + bottom, kernel_size[0], stride[0], dilation[0]), -(-pw // stride[1]))
+    out = np.empty(out_shape)
+    for (i, j, p, q), position in run_on_positions(a.shape[-2:], kernel_size, padding, stride, dilation, out_shape):
+        out[..., i, j, p, q] = flat[..., position]
     return out
+
+
+def col2im_reference(cols, *, input_size, kernel_size, padding, stride, dilation):
+    left, right, top, bottom = padding
+    flat = padded_flat(cols.shape, input_size, padding)
+    for (i, j, p, q), position in run_on_positions(input_size, kernel_size, padding, stride, dilation, cols.shape):
+        flat[..., position] += cols[..., i, j, p, q]
+    image = flat.reshape(cols.shape[:2] + (input_size[0] + top + bottom + 1, -1))
+    return image[..., top:top + input_size[0], left:left + input_size[1]]
 
 
 def window_max_reference(a, *, kernel_size, stride, dilation):
@@ -515,8 +558,8 @@ TABLE = [
     OpCase("MatMul", ops.MatMul, matmul_example(), operator.matmul, np.matmul),
     # sliding windows: functional composes these into conv2d and pooling; here each primitive
     # is called on its own, so every kernel offset and every geometry can be drawn directly
-    OpCase("Unfold", ops.Unfold, unfold_example(), lambda x, **kw: ops.Unfold.apply(x, **kw), unfold_reference),
-    OpCase("Fold", ops.Fold, fold_example(), lambda x, **kw: ops.Fold.apply(x, **kw), fold_reference),
+    OpCase("Im2col", ops.Im2col, im2col_example(), lambda x, **kw: ops.Im2col.apply(x, **kw), im2col_reference),
+    OpCase("Col2im", ops.Col2im, col2im_example(), lambda x, **kw: ops.Col2im.apply(x, **kw), col2im_reference),
     OpCase("WindowMax", ops.WindowMax, window_max_example(), lambda x, **kw: ops.WindowMax.apply(x, **kw),
            window_max_reference),
     OpCase("WindowScatter", ops.WindowScatter, window_scatter_example(),

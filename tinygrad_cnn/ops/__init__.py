@@ -4,8 +4,8 @@ from .elementwise import Abs, Add, Cast, Clamp, Div, Exp, Log, Maximum, Mul, Neg
 from .matmul import MatMul
 from .movement import Cat, Expand, GetItem, IndexAdd, Pad, Permute, Reshape
 from .reduce import Max, Sum, SumToSize
-from .window import Fold, Unfold, WindowGather, WindowMax, WindowScatter
+from .window import Col2im, Im2col, WindowGather, WindowMax, WindowScatter
 
 __all__ = ["Abs", "Add", "Cast", "Cat", "Clamp", "Div", "Exp", "Expand", "GetItem", "IndexAdd", "Log", "MatMul",
            "Max", "Maximum", "Mul", "Neg", "Pad", "Permute", "Pow", "Relu", "Reshape", "Sigmoid", "Sqrt", "Sub",
-           "Sum", "SumToSize", "Tanh", "Where", "Fold", "Unfold", "WindowGather", "WindowMax", "WindowScatter"]
+           "Sum", "SumToSize", "Tanh", "Where", "Col2im", "Im2col", "WindowGather", "WindowMax", "WindowScatter"]
