@@ -4,32 +4,24 @@
 it. One thread per core is the libraries' default, but on a machine that other jobs share, a BLAS
 thread that loses its core stalls the others, and small matrix products get 10-100x slower.
 
-`--keep-freed-memory` is an experiment on glibc's malloc. By default glibc returns memory to the
-kernel when the free space at the top of the heap exceeds a threshold (M_TRIM_THRESHOLD) and
-serves large requests with fresh mmap()s (M_MMAP_THRESHOLD). A training step frees most of what it
-allocated (the whole graph), so the next step gets fresh pages, which the kernel zero-fills on
-first touch: a minor page fault per 4 KiB, microseconds each in a virtual machine. Raising both
-thresholds keeps the memory in the process for reuse. It changes the process, not the library.
+`--keep-freed-memory` calls `tinygrad_cnn.allocator.keep_freed_memory()`, as `tinygrad-cnn train`
+does: glibc's malloc keeps the memory a step frees instead of handing it back to the kernel, so the
+next step does not page-fault it in again (see that module). It changes the whole process, so the
+hand-written NumPy step and PyTorch in the same run get it too.
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import os
 import sys
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_MAX = 32 << 20  # glibc refuses larger values on 64-bit systems
-TRIM_THRESHOLD = 1 << 30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int,
                         help="BLAS and PyTorch threads (default: the libraries' own, one per core)")
     parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="experiment (Linux, glibc): make malloc keep freed memory for reuse instead of "
-                             "returning it to the kernel (see benchmarks/process_setup.py)")
+                        help="(Linux, glibc) make malloc keep freed memory for reuse instead of returning it "
+                             "to the kernel, as `tinygrad-cnn train` does (see tinygrad_cnn/allocator.py)")
 
 
 def apply(args: argparse.Namespace) -> None:
@@ -41,16 +33,9 @@ def apply(args: argparse.Namespace) -> None:
             raise RuntimeError("process_setup.apply must run before NumPy is imported")
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if args.keep_freed_memory:
-        keep_freed_memory()
-
-
-def keep_freed_memory() -> None:
-    """Serve allocations below 32 MiB from the heap and trim it only past 1 GiB of free space."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    if not hasattr(libc, "mallopt"):
-        raise SystemExit("--keep-freed-memory needs glibc's mallopt (Linux)")
-    if not (libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
-        raise SystemExit("--keep-freed-memory: mallopt refused the settings")
+        from tinygrad_cnn.allocator import keep_freed_memory  # imports NumPy: only after the thread counts
+        if not keep_freed_memory():
+            raise SystemExit("--keep-freed-memory needs glibc's mallopt (Linux)")
 
 
 def describe(args: argparse.Namespace) -> str:

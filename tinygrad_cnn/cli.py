@@ -30,6 +30,7 @@ import numpy as np
 
 from . import __version__
 from . import functional as F
+from .allocator import keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .models import LeNet5
 from .nn import Module
@@ -120,6 +121,7 @@ def add_train_parser(subparsers: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    keep_freed_memory()  # each step frees its graph; without this the next one page-faults it back in
     saved = load_checkpoint(args.checkpoint) if args.resume else None
     config = _train_config(args, saved, args.checkpoint)
     plots_dir = _output_path(args.plots, DEFAULT_PLOTS, _plots_problem)
