@@ -1,9 +1,11 @@
-"""The `tinygrad-cnn` command (also `python -m tinygrad_cnn`): train LeNet-5 on digits, evaluate it.
+"""The `tinygrad-cnn` command (also `python -m tinygrad_cnn`): train LeNet-5 on digits, evaluate it,
+draw its graph.
 
     tinygrad-cnn train                      # 20 epochs on the 4,000 embedded MNIST digits, offline
     tinygrad-cnn train --data ~/mnist       # MNIST-style IDX files: train-images-idx3-ubyte, t10k-...
     tinygrad-cnn train --resume             # continue the run in out/lenet5.npz where it stopped
     tinygrad-cnn evaluate --checkpoint out/lenet5.npz
+    tinygrad-cnn graph --expanded           # lenet5-graph.svg: every primitive op in its layer's frame
 
 `train` writes into ./out/ unless told otherwise: the checkpoint (out/lenet5.npz) and the metrics
 (out/metrics.json) after every epoch, the graph of one forward pass and its loss (out/lenet5-graph.svg)
@@ -228,12 +230,15 @@ def _graph_problem(path: Path) -> str | None:
     return None
 
 
-def save_graph(model: Module, inputs: np.ndarray, labels: np.ndarray, path: Path) -> None:
+def save_graph(model: Module, inputs: np.ndarray, labels: np.ndarray, path: Path, collapse: bool = True,
+               show_grads: bool = False) -> None:
     """Draw the graph of `model`'s forward pass on `inputs` and the cross-entropy loss into `path`,
-    in the format its extension names (see `viz.render`)."""
+    in the format its extension names (see `viz.render`); with `show_grads`, after a backward."""
     loss = F.cross_entropy(model(Tensor(inputs)), Tensor(labels))
+    if show_grads:
+        loss.backward()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    render(draw_graph(loss, params=model), path)
+    render(draw_graph(loss, params=model, collapse=collapse, show_grads=show_grads), path)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -259,45 +264,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"test loss {result.loss:.4f}")
     print(_accuracy_line(result.accuracy, len(labels)))
     return 0
-
-
-# ---------------------------------------------------------------- shared
-
-def _read_data(data: str | None, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        return load_split(data, train)
-    except ValueError as e:  # corrupt or unsuitable files; a missing one is an OSError, reported by main
-        raise CommandError(str(e)) from None
-
-
-def _accuracy_line(accuracy: float, count: int) -> str:
-    return f"test accuracy {accuracy:.4f} ({round(accuracy * count)}/{count})"
-
-
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tinygrad-cnn",
-        description="Train and evaluate LeNet-5 on handwritten digits with tinygrad_cnn, offline.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add_parser in SUBCOMMANDS:
-        add_parser(subparsers)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line `argv` (default: sys.argv[1:]) and return its exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except UsageError as e:
-        args.parser.error(str(e))  # exits with code 2
-    except (CommandError, CheckpointError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
 
 
 # ---------------------------------------------------------------- graph
@@ -329,17 +295,48 @@ def run_graph(args: argparse.Namespace) -> int:
     problem = _graph_problem(output)
     if problem is not None:
         raise CommandError(problem)
-    model = GRAPH_MODELS[args.model]()
     images = np.random.default_rng(0).standard_normal((args.batch_size, 1, 28, 28)).astype(np.float32)
-    loss = F.cross_entropy(model(Tensor(images)), Tensor(np.arange(args.batch_size) % 10))
-    if args.show_grads:
-        loss.backward()
-    graph = draw_graph(loss, params=model, collapse=args.collapse, show_grads=args.show_grads)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    render(graph, output)
+    save_graph(GRAPH_MODELS[args.model](), images, np.arange(args.batch_size) % 10, output,
+               collapse=args.collapse, show_grads=args.show_grads)
     print(f"wrote {output}: the graph of {args.model}'s loss, "
           + ("one node per layer" if args.collapse else "every primitive op"))
     return 0
 
 
-SUBCOMMANDS.append(add_graph_parser)
+# ---------------------------------------------------------------- shared
+
+def _read_data(data: str | None, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return load_split(data, train)
+    except ValueError as e:  # corrupt or unsuitable files; a missing one is an OSError, reported by main
+        raise CommandError(str(e)) from None
+
+
+def _accuracy_line(accuracy: float, count: int) -> str:
+    return f"test accuracy {accuracy:.4f} ({round(accuracy * count)}/{count})"
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser, add_graph_parser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinygrad-cnn",
+        description="Train and evaluate LeNet-5 on handwritten digits with tinygrad_cnn, offline.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_parser in SUBCOMMANDS:
+        add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as e:
+        args.parser.error(str(e))  # exits with code 2
+    except (CommandError, CheckpointError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
