@@ -195,11 +195,14 @@ def test_linear_leaky_relu_and_mse_loss(shapes_and_slope, data):
 
 # ================================================================ unusual inputs
 
-def test_max_pool2d_treats_nan_as_the_maximum():
-    """PyTorch propagates a NaN and sends the window's gradient to it."""
-    x = np.array([[[[1.0, np.nan, 5.0], [3.0, 2.0, 4.0]]]])
-    check_against_torch(partial(F.max_pool2d, kernel_size=2, stride=1),
-                        partial(TF.max_pool2d, kernel_size=2, stride=1), [x], second_order=False)
+@pytest.mark.parametrize("x, kernel_size", [
+    (np.array([[[[1.0, np.nan, 5.0], [3.0, 2.0, 4.0]]]]), 2),
+    (np.array([[[[np.nan, 1.0, np.nan, 0.0], [2.0, np.nan, 3.0, 4.0]]]]), (1, 4)),
+], ids=["one NaN", "several NaNs in a window"])
+def test_max_pool2d_treats_nan_as_the_maximum(x, kernel_size):
+    """PyTorch propagates a NaN and sends the window's gradient to it (to the last of several)."""
+    check_against_torch(partial(F.max_pool2d, kernel_size=kernel_size, stride=1),
+                        partial(TF.max_pool2d, kernel_size=kernel_size, stride=1), [x], second_order=False)
 
 
 @pytest.mark.parametrize("ours, theirs", [(F.log_softmax, TF.log_softmax), (F.softmax, TF.softmax)],
