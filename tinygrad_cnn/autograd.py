@@ -252,20 +252,25 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
             ctx = t.grad_fn
             if ctx is None:
                 if observed and wanted is None:
-                    for observer in _backward_observers:
-                        observer.record(t, None, g, (), 0.0)
+                    introspect.report_step(t, None, g, (), 0.0)  # g landed in t.grad
                 continue
             if ctx.released:
                 raise RuntimeError(
                     f"{ctx.name}: trying to backward through the graph a second time, but its saved "
                     "values were freed after the first backward. Pass retain_graph=True to the first "
                     "backward() if you need to go through the graph again.")
-            input_grads = introspect.observed_vjp(t, ctx, g) if observed else ctx.fn.backward(ctx, g)
+            if observed:
+                input_grads, seconds = introspect.timed_vjp(ctx, g)
+            else:
+                input_grads = ctx.fn.backward(ctx, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
-            for x, needed, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads):
-                if needed and gx is not None:
-                    gx = _fit_gradient(gx, x, ctx)
+            input_grads = tuple([_fit_gradient(gx, x, ctx) if needed and gx is not None else None
+                                 for x, needed, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads)])
+            if observed:
+                introspect.report_step(t, ctx, g, input_grads, seconds)
+            for x, gx in zip(ctx.inputs, input_grads):
+                if gx is not None:
                     grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
             if not retain_graph:
                 ctx.release()
@@ -345,7 +350,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
 
 
 # ---------------------------------------------------------------- switches for seeing inside
-# Hooks, backward traces and anomaly mode (introspect.py) are off almost always: then
+# Hooks, backward traces and anomaly mode (introspect/) are off almost always: then
 # Function.apply tests one flag, and run_backward reads the switches once per pass. The
 # composite-op scope (scopes.py) is one more slot each recorded node copies.
 

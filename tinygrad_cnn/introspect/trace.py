@@ -1,0 +1,182 @@
+"""trace_backward: a record of every step of a backward pass, in the order it ran, as a table
+or a graph. While a trace (or anomaly mode) is on, autograd.run_backward runs each VJP through
+`timed_vjp` and hands the result to `report_step`."""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+import numpy as np
+
+from .. import autograd
+from ..autograd import Context
+from ..tensor import Tensor
+from . import anomaly
+
+if TYPE_CHECKING:
+    import graphviz
+
+
+def norm(t: Tensor) -> float:
+    """The Euclidean norm of all of t's elements, summed in float64."""
+    return float(np.sqrt(np.sum(np.square(t.data, dtype=np.float64))))
+
+
+def parameter_names(params: Any, op: str) -> dict[int, tuple[str, Tensor]]:
+    """{id(tensor): (name, tensor)} from a Module (its named_parameters) or a name -> Tensor
+    mapping; the tensors are kept so their ids stay theirs while the result is alive."""
+    if params is None:
+        return {}
+    if hasattr(params, "named_parameters"):
+        params = dict(params.named_parameters())
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{op}: params must be a Module or a dict of name -> Tensor, got {type(params).__name__}")
+    names = {}
+    for name, t in params.items():
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: params[{name!r}] is a {type(t).__name__}, not a Tensor")
+        names[id(t)] = (str(name), t)
+    return names
+
+
+def timed_vjp(ctx: Context, g: Tensor) -> tuple[Any, float]:
+    """ctx's VJP of g, and the seconds it took."""
+    start = time.perf_counter()
+    with anomaly.running_vjp():
+        input_grads = ctx.fn.backward(ctx, g)
+    return input_grads, time.perf_counter() - start
+
+
+def report_step(t: Tensor, ctx: Context | None, g: Tensor, grad_inputs: tuple[Tensor | None, ...],
+                seconds: float) -> None:
+    """One backward step is done: t's gradient g went through ctx's VJP (ctx None: into t.grad)."""
+    if ctx is not None and autograd.is_anomaly_enabled():
+        anomaly.check_backward(ctx, g, grad_inputs)
+    for observer in autograd._backward_observers:
+        observer.record(t, ctx, g, grad_inputs, seconds)
+
+
+@dataclass
+class BackwardStep:
+    """One step of a backward pass: a node's VJP, or a leaf's gradient landing in `.grad`.
+
+    `tensor` is the tensor whose gradient arrived (the node's output), `grad_output` that
+    gradient (dL/d tensor), `grad_inputs` what the VJP sent to each input of the node (None
+    where none was needed); `sources` are the indices of the steps that sent gradient here.
+    """
+
+    index: int
+    op: str  # 'MulBackward', or 'AccumulateGrad' for a leaf
+    scope: str  # the composite op the node was made in ('conv2d', 'cross_entropy/log_softmax') or ''
+    name: str  # the parameter's name for a named leaf, else ''
+    tensor: Tensor
+    grad_output: Tensor
+    grad_inputs: tuple[Tensor | None, ...]
+    seconds: float
+    sources: tuple[int, ...]
+
+    @property
+    def node(self) -> Context | None:
+        return self.tensor.grad_fn
+
+
+class BackwardTrace:
+    """What `trace_backward` records: `steps` in the order they ran (several backward passes
+    in one block follow each other). It keeps the tensors and gradients it saw alive: drop it
+    to free them."""
+
+    def __init__(self, params: Any = None) -> None:
+        self.steps: list[BackwardStep] = []
+        self._names = parameter_names(params, "trace_backward")
+        self._senders: dict[int, list[int]] = {}  # id(tensor) -> steps that sent it gradient
+
+    # autograd.run_backward calls these two
+    def start_pass(self) -> None:
+        self._senders = {}
+
+    def record(self, t: Tensor, ctx: Context | None, g: Tensor, grad_inputs: tuple, seconds: float) -> None:
+        index = len(self.steps)
+        scope = "" if ctx is None or ctx.scope is None else ctx.scope.path
+        name = self._names.get(id(t), ("", None))[0]
+        sources = tuple(self._senders.pop(id(t), ()))
+        self.steps.append(BackwardStep(index, "AccumulateGrad" if ctx is None else ctx.name, scope, name, t, g,
+                                       grad_inputs, seconds, sources))
+        if ctx is not None:
+            for x, gx in zip(ctx.inputs, grad_inputs):
+                senders = self._senders.setdefault(id(x), [])
+                if gx is not None and (not senders or senders[-1] != index):  # x * x sends twice: one edge
+                    senders.append(index)
+
+    # reading it
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self) -> Iterator[BackwardStep]:
+        return iter(self.steps)
+
+    def __getitem__(self, i: int) -> BackwardStep:
+        return self.steps[i]
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+    def __str__(self) -> str:
+        """A table: one row per step, gradients as 'shape |g|=norm'; 'where' is the composite op
+        the node was made in, or the parameter's name."""
+        rows = [("step", "op", "where", "grad_output", "grad_inputs", "time")]
+        for s in self.steps:
+            outs = ", ".join("-" if gx is None else _grad_text(gx) for gx in s.grad_inputs)
+            where = s.name or s.scope
+            time = f"{s.seconds * 1e6:.0f} us" if s.node is not None else ""
+            rows.append((str(s.index), s.op, where, _grad_text(s.grad_output), outs or "-> .grad", time))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        total = f"{len(self.steps)} steps, {self.total_seconds * 1e3:.2f} ms in VJPs"
+        return "\n".join(lines + [total])
+
+    def __repr__(self) -> str:
+        return f"<BackwardTrace of {len(self.steps)} steps>"
+
+    def to_graph(self, rankdir: str = "TB", show_times: bool = True) -> graphviz.Digraph:
+        """The steps as a graph, gradient flowing from the loss down to the leaves: one node per
+        step (op, its composite op, the norm of the gradient it received and, with `show_times`,
+        its time), one edge per gradient sent (labelled with its shape and norm)."""
+        from ..viz import STYLES, graph_template  # graphviz is imported only when drawing
+
+        graph = graph_template("backward_trace", rankdir)
+        for s in self.steps:
+            lines = [f"#{s.index} {s.op}"] + [s.name or s.scope] * bool(s.name or s.scope)
+            lines.append(f"grad {_grad_text(s.grad_output)}")
+            if show_times and s.node is not None:
+                lines.append(f"{s.seconds * 1e6:.0f} us")
+            style = STYLES["parameter" if s.name else "input" if s.node is None else "op"]
+            graph.node(f"s{s.index}", "\\n".join(lines), **style)
+        for s in self.steps:
+            for src in s.sources:
+                sender = self.steps[src]
+                sent = [g for x, g in zip(sender.node.inputs, sender.grad_inputs) if x is s.tensor and g is not None]
+                graph.edge(f"s{src}", f"s{s.index}", label=_grad_text(sum(sent[1:], sent[0])))
+        return graph
+
+
+def _grad_text(g: Tensor) -> str:
+    return f"{tuple(g.shape)} |g|={norm(g):.3g}"
+
+
+@contextlib.contextmanager
+def trace_backward(params: Any = None) -> Iterator[BackwardTrace]:
+    """`with trace_backward() as trace:` records every backward step run inside the block.
+
+    Args:
+        params: a Module or a name -> Tensor dict, to name the parameters' AccumulateGrad steps.
+    """
+    trace = BackwardTrace(params)
+    autograd._backward_observers.append(trace)
+    try:
+        yield trace
+    finally:
+        autograd._backward_observers.remove(trace)
