@@ -730,3 +730,9 @@ ERRORS = {
 def test_errors_name_the_problem(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_im2col_names_itself_for_an_input_without_channels():
+    with pytest.raises(ValueError, match=r"im2col: expected an input of shape \(N, C, H, W\), got \(4, 4\)"):
+        tg.ops.Im2col.apply(Tensor(np.zeros((4, 4))), kernel_size=(2, 2), padding=(0, 0, 0, 0), stride=(1, 1),
+                            dilation=(1, 1))

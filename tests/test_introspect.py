@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
 
 import tinygrad_cnn as tc
-from tinygrad_cnn import Tensor, autograd, nn
+from tinygrad_cnn import Tensor, autograd, gradcheck, gradgradcheck, nn
 from tinygrad_cnn import functional as F
+from tinygrad_cnn.introspect.hooks import BackwardHookFunction
+from tinygrad_cnn.testing import tensors
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 rng = np.random.default_rng(0)
@@ -26,6 +29,13 @@ def here() -> int:
 
 
 # ================================================================ tensor hooks
+
+@given(tensors())
+def test_the_identity_op_marking_module_boundaries_has_exact_gradients(x):
+    """BackwardHookFunction (y = x) sits in every hooked module's graph: first and second order."""
+    assert gradcheck(BackwardHookFunction.apply, [x])
+    assert gradgradcheck(BackwardHookFunction.apply, [x])
+
 
 def test_tensor_hooks_match_pytorch():
     """Hooks on a leaf used twice and on a non-leaf: each runs once per backward with the summed

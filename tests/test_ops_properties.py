@@ -604,21 +604,14 @@ def test_forward_matches_numpy(case: OpCase, data):
 
 
 @table
+@pytest.mark.parametrize("check", [gradcheck, gradgradcheck], ids=["first order", "second order"])
 @TABLE_EXAMPLES
 @given(data=st.data())
-def test_gradcheck(case: OpCase, data):
-    """First derivatives: the VJP agrees with central differences."""
+def test_derivatives(case: OpCase, check, data):
+    """First derivatives: the VJP agrees with central differences. Second derivatives
+    (gradgradcheck): the VJP is itself built from ops with correct VJPs."""
     inputs, params = data.draw(case.example, label="example")
-    assert gradcheck(lambda *xs: case.call(*xs, **params), inputs)
-
-
-@table
-@TABLE_EXAMPLES
-@given(data=st.data())
-def test_gradgradcheck(case: OpCase, data):
-    """Second derivatives: the VJP is itself built from ops with correct VJPs."""
-    inputs, params = data.draw(case.example, label="example")
-    assert gradgradcheck(lambda *xs: case.call(*xs, **params), inputs)
+    assert check(lambda *xs: case.call(*xs, **params), inputs)
 
 
 # ================================================================ no op without a row

@@ -28,7 +28,7 @@ import graphviz
 import numpy as np
 
 from .autograd import Context, topological_order
-from .introspect import norm, parameter_names
+from .introspect import grad_text, norm, parameter_names
 from .scopes import Scope, compact
 from .tensor import Tensor
 
@@ -293,7 +293,7 @@ def _short(value: Any, limit: int = 28) -> str:
 def _grad_line(t: Tensor) -> str:
     if t.grad is None:
         return "grad None"
-    return f"grad {tuple(t.grad.shape)} |g|={norm(t.grad):.3g}"
+    return f"grad {grad_text(t.grad)}"
 
 
 def _bad_grad(t: Tensor) -> bool:

@@ -16,7 +16,8 @@ and `anomaly` (detect_anomaly).
 """
 from .anomaly import check_forward, detect_anomaly
 from .hooks import call_module, run_tensor_hooks
-from .trace import BackwardStep, BackwardTrace, norm, parameter_names, report_step, timed_vjp, trace_backward
+from .trace import (BackwardStep, BackwardTrace, grad_text, norm, parameter_names, report_step, timed_vjp,
+                    trace_backward)
 
-__all__ = ["BackwardStep", "BackwardTrace", "call_module", "check_forward", "detect_anomaly", "norm",
+__all__ = ["BackwardStep", "BackwardTrace", "call_module", "check_forward", "detect_anomaly", "grad_text", "norm",
            "parameter_names", "report_step", "run_tensor_hooks", "timed_vjp", "trace_backward"]

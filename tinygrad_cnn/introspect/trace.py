@@ -128,10 +128,10 @@ class BackwardTrace:
         the node was made in, or the parameter's name."""
         rows = [("step", "op", "where", "grad_output", "grad_inputs", "time")]
         for s in self.steps:
-            outs = ", ".join("-" if gx is None else _grad_text(gx) for gx in s.grad_inputs)
+            outs = ", ".join("-" if gx is None else grad_text(gx) for gx in s.grad_inputs)
             where = s.name or s.scope
             time = f"{s.seconds * 1e6:.0f} us" if s.node is not None else ""
-            rows.append((str(s.index), s.op, where, _grad_text(s.grad_output), outs or "-> .grad", time))
+            rows.append((str(s.index), s.op, where, grad_text(s.grad_output), outs or "-> .grad", time))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-" * len(lines[0]))
@@ -150,7 +150,7 @@ class BackwardTrace:
         graph = graph_template("backward_trace", rankdir)
         for s in self.steps:
             lines = [f"#{s.index} {s.op}"] + [s.name or s.scope] * bool(s.name or s.scope)
-            lines.append(f"grad {_grad_text(s.grad_output)}")
+            lines.append(f"grad {grad_text(s.grad_output)}")
             if show_times and s.node is not None:
                 lines.append(f"{s.seconds * 1e6:.0f} us")
             style = STYLES["parameter" if s.name else "input" if s.node is None else "op"]
@@ -159,11 +159,12 @@ class BackwardTrace:
             for src in s.sources:
                 sender = self.steps[src]
                 sent = [g for x, g in zip(sender.node.inputs, sender.grad_inputs) if x is s.tensor and g is not None]
-                graph.edge(f"s{src}", f"s{s.index}", label=_grad_text(sum(sent[1:], sent[0])))
+                graph.edge(f"s{src}", f"s{s.index}", label=grad_text(sum(sent[1:], sent[0])))
         return graph
 
 
-def _grad_text(g: Tensor) -> str:
+def grad_text(g: Tensor) -> str:
+    """A gradient as its shape and norm: '(16, 6, 5, 5) |g|=0.19'."""
     return f"{tuple(g.shape)} |g|={norm(g):.3g}"
 
 

@@ -79,6 +79,8 @@ class Im2col(Function):
 
     @staticmethod
     def forward(ctx, x, *, kernel_size, padding, stride, dilation):
+        if x.ndim != 4:
+            raise ValueError(f"im2col: expected an input of shape (N, C, H, W), got {x.shape}")
         left, _, top, _ = padding
         ph, pw, oh, q = _im2col_geometry(x.shape[-2:], kernel_size, padding, stride, dilation)
         image = np.zeros(x.shape[:2] + (ph + 1, pw), dtype=x.dtype)
