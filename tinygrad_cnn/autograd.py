@@ -403,11 +403,10 @@ def add_tensor_hook(t: Tensor, hook: Callable) -> RemovableHandle:
 _scope: Scope | None = None  # the composite op being called now (scopes.py); recorded nodes keep it
 
 
-def set_scope(scope: Scope | None) -> Scope | None:
-    """Make `scope` the current composite call; returns the one it replaces."""
+def set_scope(scope: Scope | None) -> None:
+    """Make `scope` the current composite call."""
     global _scope
-    previous, _scope = _scope, scope
-    return previous
+    _scope = scope
 
 
 def current_scope() -> Scope | None:
