@@ -457,10 +457,9 @@ def test_conv2d_1x1_kernel_is_a_per_pixel_linear_map():
     np.testing.assert_allclose(F.conv2d(T(x), T(w), T(b)).data, expected, rtol=1e-12)
 
 
-def test_conv2d_drops_the_run_on_columns_and_keeps_no_gradient_from_them():
-    """Im2col computes extra columns that run on into the next image row; conv2d must crop them:
-    a filter that picks the right-most tap sees only its own row, and the input gradient is the
-    count of windows each pixel is in (none of them wrap around)."""
+def test_conv2d_windows_never_wrap_into_the_next_row():
+    """A filter that picks the right-most tap sees only its own row, and the input gradient is the
+    count of windows each pixel is in (none of them wrap around into the next image row)."""
     x = np.arange(2 * 1 * 4 * 5, dtype=np.float64).reshape(2, 1, 4, 5)
     w = np.zeros((1, 1, 2, 3))
     w[0, 0, 0, 2] = 1.0
@@ -473,18 +472,17 @@ def test_conv2d_drops_the_run_on_columns_and_keeps_no_gradient_from_them():
     np.testing.assert_array_equal(xt.grad.data, expected)
 
 
-def test_col2im_rejects_columns_of_another_geometry():
-    from tinygrad_cnn.ops.window import Col2im
-    cols = Tensor(np.zeros((1, 1, 2, 2, 3, 5)))
-    with pytest.raises(ValueError, match=r"col2im: columns of shape \(1, 1, 2, 2, 3, 5\) do not fit"):
-        Col2im.apply(cols, input_size=(4, 4), kernel_size=(2, 2), padding=(0, 0, 0, 0), stride=(1, 1),
-                     dilation=(1, 1))
+def test_conv_transpose_rejects_a_gradient_of_another_geometry():
+    g, w = Tensor(np.zeros((1, 1, 3, 5))), Tensor(np.zeros((1, 1, 2, 2)))
+    with pytest.raises(ValueError, match=r"conv_transpose2d: gradient of shape \(1, 1, 3, 5\) does not fit"):
+        tg.ops.ConvTranspose2d.apply(g, w, input_size=(4, 4), padding=(0, 0, 0, 0), stride=(1, 1),
+                                     dilation=(1, 1), groups=1)
 
 
 @pytest.mark.parametrize("out_channels", [2, 12], ids=["wide weight gradient", "tall weight gradient"])
 def test_conv2d_weight_gradient_sums_the_batch_in_either_orientation(out_channels):
-    """The weight's gradient is a sum of per-sample products that MatMul computes transposed when
-    they are wider than tall: both orientations must give the per-sample sum (hand-written einsum)."""
+    """Conv2dWeightGrad computes its product with the wider side first, transposed when the filters
+    outnumber the taps: both orientations must give the per-sample sum (hand-written einsum)."""
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((3, 2, 4, 4)), rng.standard_normal((out_channels, 2, 2, 2))
     g = rng.standard_normal((3, out_channels, 3, 3))
@@ -732,7 +730,10 @@ def test_errors_name_the_problem(call, error, message):
         call()
 
 
-def test_im2col_names_itself_for_an_input_without_channels():
-    with pytest.raises(ValueError, match=r"im2col: expected an input of shape \(N, C, H, W\), got \(4, 4\)"):
-        tg.ops.Im2col.apply(Tensor(np.zeros((4, 4))), kernel_size=(2, 2), padding=(0, 0, 0, 0), stride=(1, 1),
-                            dilation=(1, 1))
+@pytest.mark.parametrize("op", [tg.ops.Conv2d, tg.ops.Conv2dWeightGrad])
+def test_conv_primitives_name_themselves_for_an_input_without_channels(op):
+    name = "conv2d" if op is tg.ops.Conv2d else "conv2d_weight_grad"
+    kwargs = {} if op is tg.ops.Conv2d else {"kernel_size": (2, 2)}
+    with pytest.raises(ValueError, match=rf"{name}: expected input of shape \(N, C, H, W\).*got \(4, 4\)"):
+        op.apply(Tensor(np.zeros((4, 4))), Tensor(np.zeros((1, 1, 2, 2))), padding=(0, 0, 0, 0), stride=(1, 1),
+                 dilation=(1, 1), groups=1, **kwargs)

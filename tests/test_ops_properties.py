@@ -325,30 +325,50 @@ def window_args(g: Geometry) -> dict[str, Any]:
     return {"kernel_size": g.kernel_size, "stride": g.stride, "dilation": g.dilation}
 
 
+class ConvGeometry(NamedTuple):
+    """A convolution: (N, C, H, W) * (O, C/groups, KH, KW) -> (N, O, OH, OW), and its op arguments."""
+    input_shape: tuple[int, int, int, int]
+    weight_shape: tuple[int, int, int, int]
+    output_shape: tuple[int, int, int, int]
+    args: dict[str, Any]
+
+
 @st.composite
-def im2col_geometry(draw) -> tuple[Geometry, dict[str, Any], tuple[int, ...]]:
-    """A window geometry with zero padding (left, right, top, bottom), its Im2col/Col2im arguments
-    and the shape of the columns (N, C, KH, KW, OH, Q), run-on columns included."""
+def conv_geometries(draw) -> ConvGeometry:
+    """A window geometry, zero padding (left, right, top, bottom) of 0 or 1 around an input
+    of at least one pixel, and channels in 1 or 2 groups."""
     g = draw(window_geometries())
     padding = draw(st.tuples(*[st.integers(0, 1)] * 4))
     left, right, top, bottom = padding
-    ph, pw = g.input_size[0] + top + bottom, g.input_size[1] + left + right
-    cols_shape = g.batch + g.kernel_size + (positions_after(ph, g.kernel_size[0], g.stride[0], g.dilation[0]),
-                                            -(-pw // g.stride[1]))
-    assume(numel(cols_shape) <= 72)
-    return g, dict(window_args(g), padding=padding), cols_shape
+    h, w = g.input_size[0] - top - bottom, g.input_size[1] - left - right
+    assume(h >= 1 and w >= 1)
+    groups, c_per_group, o_per_group = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    n, o = g.batch[0], groups * o_per_group
+    geometry = ConvGeometry((n, groups * c_per_group, h, w), (o, c_per_group) + g.kernel_size, (n, o) + g.out_hw,
+                            {"padding": padding, "stride": g.stride, "dilation": g.dilation, "groups": groups})
+    assume(numel(geometry.input_shape) + numel(geometry.weight_shape) + numel(geometry.output_shape) <= 60)
+    return geometry
 
 
 @st.composite
-def im2col_example(draw) -> Example:
-    g, args, _ = draw(im2col_geometry())
-    return example(draw(tensors(g.batch + g.input_size)), **args)
+def conv_example(draw) -> Example:
+    g = draw(conv_geometries())
+    bias = (draw(tensors((g.weight_shape[0],))),) if draw(st.booleans()) else ()
+    return example(draw(tensors(g.input_shape)), draw(tensors(g.weight_shape)), *bias, **g.args)
 
 
 @st.composite
-def col2im_example(draw) -> Example:
-    g, args, cols_shape = draw(im2col_geometry())
-    return example(draw(tensors(cols_shape)), input_size=g.input_size, **args)
+def conv_transpose_example(draw) -> Example:
+    g = draw(conv_geometries())
+    return example(draw(tensors(g.output_shape)), draw(tensors(g.weight_shape)), input_size=g.input_shape[-2:],
+                   **g.args)
+
+
+@st.composite
+def conv_weight_grad_example(draw) -> Example:
+    g = draw(conv_geometries())
+    return example(draw(tensors(g.input_shape)), draw(tensors(g.output_shape)), kernel_size=g.weight_shape[-2:],
+                   **g.args)
 
 
 @st.composite
@@ -450,41 +470,50 @@ def unfold_reference(a, *, kernel_size, stride, dilation):
     return out
 
 
-def run_on_positions(input_size, kernel_size, padding, stride, dilation, cols_shape):
-    """For every (i, j, p, q) of the columns, the position it reads in the flattened padded image:
-    (p*sh + i*dh) * PW + q*sw + j*dw, running on into the next row for q >= OW."""
-    pw = input_size[1] + padding[0] + padding[1]
-    for i, j, p, q in itertools.product(*map(range, cols_shape[-4:])):
-        yield (i, j, p, q), (p * stride[0] + i * dilation[0]) * pw + q * stride[1] + j * dilation[1]
+def conv_taps(input_size, kernel_size, padding, stride, dilation, out_hw):
+    """Every (p, q, i, j, y, x): tap (i, j) of the window at output (p, q) reads input pixel (y, x),
+    for the taps that land inside the input (not in the zero padding)."""
+    left, _, top, _ = padding
+    for p, q, i, j in taps(kernel_size, out_hw):
+        y, x = (v - pad for v, pad in zip(window_pixel(p, q, i, j, stride, dilation), (top, left)))
+        if 0 <= y < input_size[0] and 0 <= x < input_size[1]:
+            yield p, q, i, j, y, x
 
 
-def padded_flat(shape, input_size, padding):
-    """Zeros for the padded image (N, C, PH + 1, PW), flattened: one extra zero row for the run-on reads."""
+def by_group(a, groups):
+    """(N, C, ...) -> (N, G, C/G, ...)."""
+    return a.reshape(a.shape[0], groups, a.shape[1] // groups, *a.shape[2:])
+
+
+def conv_reference(x, w, b=None, *, padding, stride, dilation, groups):
+    """y[n, o, p, q] = b[o] + sum over the taps inside the input of x[n, c, y, x] * w[o, c, i, j]."""
     left, right, top, bottom = padding
-    return np.zeros(tuple(shape[:2]) + ((input_size[0] + top + bottom + 1) * (input_size[1] + left + right),))
+    out_hw = tuple(positions_after(size + pads, k, s, d) for size, pads, k, s, d in zip(
+        x.shape[-2:], (top + bottom, left + right), w.shape[-2:], stride, dilation))
+    xg, wg = by_group(x, groups), w.reshape(groups, -1, *w.shape[1:])
+    out = np.zeros((x.shape[0], groups, w.shape[0] // groups) + out_hw)
+    for p, q, i, j, y, x_ in conv_taps(x.shape[-2:], w.shape[-2:], padding, stride, dilation, out_hw):
+        out[..., p, q] += np.einsum("ngc,goc->ngo", xg[..., y, x_], wg[..., i, j])
+    out = out.reshape(x.shape[0], w.shape[0], *out_hw)
+    return out if b is None else out + b[:, None, None]
 
 
-def im2col_reference(a, *, kernel_size, padding, stride, dilation):
-    left, right, top, bottom = padding
-    image = padded_flat(a.shape, a.shape[-2:], padding).reshape(a.shape[:2] + (a.shape[2] + top + bottom + 1, -1))
-    image[..., top:top + a.shape[2], left:left + a.shape[3]] = a
-    flat = image.reshape(a.shape[:2] + (-1,))
-    pw = a.shape[3] + left + right
-    out_shape = a.shape[:2] + tuple(kernel_size) + (
-        positions_after(a.shape[2] + top + bottom, kernel_size[0], stride[0], dilation[0]), -(-pw // stride[1]))
-    out = np.empty(out_shape)
-    for (i, j, p, q), position in run_on_positions(a.shape[-2:], kernel_size, padding, stride, dilation, out_shape):
-        out[..., i, j, p, q] = flat[..., position]
-    return out
+def conv_transpose_reference(g, w, *, input_size, padding, stride, dilation, groups):
+    """dx[n, c, y, x] = sum of g[n, o, p, q] * w[o, c, i, j] over the taps that read (y, x)."""
+    gg, wg = by_group(g, groups), w.reshape(groups, -1, *w.shape[1:])
+    dx = np.zeros((g.shape[0], groups, w.shape[1]) + tuple(input_size))
+    for p, q, i, j, y, x in conv_taps(input_size, w.shape[-2:], padding, stride, dilation, g.shape[-2:]):
+        dx[..., y, x] += np.einsum("ngo,goc->ngc", gg[..., p, q], wg[..., i, j])
+    return dx.reshape(g.shape[0], groups * w.shape[1], *input_size)
 
 
-def col2im_reference(cols, *, input_size, kernel_size, padding, stride, dilation):
-    left, right, top, bottom = padding
-    flat = padded_flat(cols.shape, input_size, padding)
-    for (i, j, p, q), position in run_on_positions(input_size, kernel_size, padding, stride, dilation, cols.shape):
-        flat[..., position] += cols[..., i, j, p, q]
-    image = flat.reshape(cols.shape[:2] + (input_size[0] + top + bottom + 1, -1))
-    return image[..., top:top + input_size[0], left:left + input_size[1]]
+def conv_weight_grad_reference(x, g, *, kernel_size, padding, stride, dilation, groups):
+    """dw[o, c, i, j] = sum over n and the output positions of x[n, c, y, x] * g[n, o, p, q]."""
+    xg, gg = by_group(x, groups), by_group(g, groups)
+    dw = np.zeros((groups, g.shape[1] // groups, x.shape[1] // groups) + tuple(kernel_size))
+    for p, q, i, j, y, x_ in conv_taps(x.shape[-2:], kernel_size, padding, stride, dilation, g.shape[-2:]):
+        dw[..., i, j] += np.einsum("ngc,ngo->goc", xg[..., y, x_], gg[..., p, q])
+    return dw.reshape(g.shape[1], x.shape[1] // groups, *kernel_size)
 
 
 def window_max_reference(a, *, kernel_size, stride, dilation):
@@ -556,10 +585,13 @@ TABLE = [
     OpCase("Cat", ops.Cat, cat_example(), lambda *xs, dim: tg.cat(xs, dim), cat_reference),
     # matmul
     OpCase("MatMul", ops.MatMul, matmul_example(), operator.matmul, np.matmul),
-    # sliding windows: functional composes these into conv2d and pooling; here each primitive
-    # is called on its own, so every kernel offset and every geometry can be drawn directly
-    OpCase("Im2col", ops.Im2col, im2col_example(), lambda x, **kw: ops.Im2col.apply(x, **kw), im2col_reference),
-    OpCase("Col2im", ops.Col2im, col2im_example(), lambda x, **kw: ops.Col2im.apply(x, **kw), col2im_reference),
+    # convolution and sliding windows: functional composes these into conv2d and pooling; here each
+    # primitive is called on its own, so every geometry (and each VJP's own VJP) is drawn directly
+    OpCase("Conv2d", ops.Conv2d, conv_example(), ops.Conv2d.apply, conv_reference),
+    OpCase("ConvTranspose2d", ops.ConvTranspose2d, conv_transpose_example(), ops.ConvTranspose2d.apply,
+           conv_transpose_reference),
+    OpCase("Conv2dWeightGrad", ops.Conv2dWeightGrad, conv_weight_grad_example(), ops.Conv2dWeightGrad.apply,
+           conv_weight_grad_reference),
     OpCase("WindowMax", ops.WindowMax, window_max_example(), lambda x, **kw: ops.WindowMax.apply(x, **kw),
            window_max_reference),
     OpCase("WindowScatter", ops.WindowScatter, window_scatter_example(),

@@ -309,11 +309,11 @@ def test_cli_graph_show_grads_and_missing_dot(tmp_path, monkeypatch, capsys):
 
 
 def test_data_into_a_frame_is_drawn_once():
-    """x needs no gradient. Into conv2d (whose ops only see x unfolded) it enters the frame's border;
-    into linear, where a recorded MatMul takes x itself, it is drawn into that op only."""
-    x = Tensor(np.ones((1, 1, 4, 4), np.float32))
-    w = Tensor(np.ones((1, 1, 3, 3), np.float32), requires_grad=True)
-    graph = draw_graph(F.conv2d(x, w).sum(), collapse=False)
+    """Data needs no gradient. Class targets into cross_entropy (whose ops only see a mask made
+    from them) enter the frame's border; into linear, where a recorded MatMul takes x itself,
+    x is drawn into that op only."""
+    logits = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    graph = draw_graph(F.cross_entropy(logits, Tensor(np.array([0, 2]))), collapse=False)
     assert len(re.findall(r"-> \w+ \[lhead=cluster_", graph.source)) == 1
     flat = Tensor(np.ones((2, 3), np.float32))
     weight = Tensor(np.ones((4, 3), np.float32), requires_grad=True)

@@ -3,14 +3,14 @@
 Everything here is composed from the primitives in `ops/`, so each function is
 differentiable twice with no gradient code of its own:
 
-    conv2d      = Im2col (zero padding included) -> one batched matmul with the filters (+ bias)
+    conv2d      = Conv2d, whose VJPs are ConvTranspose2d and Conv2dWeightGrad (ops/conv.py)
     max_pool2d  = pad with -inf -> WindowMax
-    avg_pool2d  = Im2col (zero padding included) -> sum over the window / window size
+    avg_pool2d  = Conv2d with one filter of ones per channel / window size
     log_softmax = shifted logits - log(sum(exp(shifted logits)))
     cross_entropy = nll_loss(log_softmax(logits))
 
 `@composite` marks each function made of several primitives as one NN op, so a graph
-drawing (tinygrad_cnn.viz) can show one `conv2d` box instead of its Im2col, matmul and crop.
+drawing (tinygrad_cnn.viz) can show one `max_pool2d` box instead of its Pad and WindowMax.
 """
 from __future__ import annotations
 
@@ -66,15 +66,6 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
 
 # ---------------------------------------------------------------- convolution
 
-def _windows(x: Tensor, kernel: tuple[int, int], pads: tuple[int, int, int, int], stride: tuple[int, int],
-             dilation: tuple[int, int]) -> tuple[Tensor, int]:
-    """The windows of x zero-padded by `pads` (left, right, top, bottom), copied out by Im2col:
-    columns (N, C, KH, KW, OH, Q) and OW. Columns q >= OW are "run-on" ones (see ops/window.py):
-    computing them keeps the copies long; the caller drops them with [..., :OW]."""
-    cols = ops.Im2col.apply(x, kernel_size=kernel, padding=pads, stride=stride, dilation=dilation)
-    return cols, output_size(x.shape[-1] + pads[0] + pads[1], kernel[1], stride[1], dilation[1])
-
-
 def _conv_padding(padding: IntPair | str, kernel: tuple[int, int], stride: tuple[int, int],
                   dilation: tuple[int, int]) -> tuple[int, int, int, int]:
     """(left, right, top, bottom). 'same' puts an odd extra pixel on the right/bottom, as PyTorch."""
@@ -109,7 +100,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     stride, dilation = _pair(stride, "stride", "conv2d", 1), _pair(dilation, "dilation", "conv2d", 1)
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must have shape (O, C/groups, KH, KW), got {weight.shape}")
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     o, c_per_group, kh, kw = weight.shape
     if not isinstance(groups, int) or groups < 1 or c % groups or o % groups:
         raise ValueError(f"conv2d: groups={groups} must divide both the input channels ({c}) and the "
@@ -125,13 +116,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
         raise ValueError(f"conv2d: kernel spans {span_h}x{span_w} (with dilation) but the padded input is only "
                          f"{h + top + bottom}x{w + left + right} (input {input.shape}, weight {weight.shape})")
 
-    cols, ow = _windows(x, (kh, kw), (left, right, top, bottom), stride, dilation)  # (N, C, KH, KW, OH, Q)
-    oh, q = cols.shape[-2:]
-    # groups are a batch dim of the matmul: (G, O/G, C/G*KH*KW) @ (N, G, C/G*KH*KW, OH*Q)
-    out = weight.reshape(groups, o // groups, -1) @ cols.reshape(n, groups, -1, oh * q)
-    out = out.reshape(n, o, oh, q)[..., :ow]  # drop the run-on columns
-    if bias is not None:
-        out = out + bias.reshape(1, o, 1, 1)
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    out = ops.Conv2d.apply(*tensors, padding=(left, right, top, bottom), stride=stride, dilation=dilation,
+                           groups=groups)
     return out.squeeze(0) if unbatched else out
 
 
@@ -186,15 +173,17 @@ def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = Non
     padding counts towards the mean (PyTorch's default); the ceil_mode overhang never does."""
     x, unbatched = _batched(input, "avg_pool2d")
     kernel, stride, _, pads = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    h, w = x.shape[-2:]
-    cols, ow = _windows(x, kernel, pads, stride, (1, 1))
-    oh = cols.shape[-2]
+    c, (h, w) = x.shape[1], x.shape[-2:]
+    # the window sums are a convolution of each channel with a filter of ones
+    ones = Tensor(np.ones((c, 1) + kernel, dtype=x.dtype))
+    sums = ops.Conv2d.apply(x, ones, padding=pads, stride=stride, dilation=(1, 1), groups=c)
+    oh, ow = sums.shape[-2:]
     (left, _, top, _), (ph, pw) = pads, (pads[2], pads[0])
     lo_h, hi_h = (0, h + 2 * ph) if count_include_pad else (top, top + h)
     lo_w, hi_w = (0, w + 2 * pw) if count_include_pad else (left, left + w)
     counts = np.outer(_window_counts(h, lo_h, hi_h, oh, kernel[0], stride[0]),
                       _window_counts(w, lo_w, hi_w, ow, kernel[1], stride[1]))
-    out = cols.sum(dim=(-4, -3))[..., :ow] * (1.0 / counts).astype(x.dtype)
+    out = sums * (1.0 / counts).astype(x.dtype)
     return out.squeeze(0) if unbatched else out
 
 
