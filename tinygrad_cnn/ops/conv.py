@@ -85,20 +85,30 @@ def _rows(g: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(_batch_last(g)).reshape(o, oh, ow * n)
 
 
-def _per_group(a: np.ndarray, groups: int) -> np.ndarray:
-    """(G*R, OH, L) -> a (G, OH, R, L) view: one matrix per group and output row. Products of
-    LeNet's long, thin matrices run 2-5x faster in row-sized pieces than whole (OpenBLAS, measured)."""
+def _by_row(rows: int, cols: int) -> bool:
+    """Whether to multiply by a group's filter matrix (rows x cols) one output row at a time: OpenBLAS
+    handles the long, thin products of a small filter matrix 2-5x faster in row-sized pieces
+    (LeNet's first conv, 6 x 25), and those of larger ones faster whole, with its threads (measured)."""
+    return rows * cols <= 1024
+
+
+def _per_group(a: np.ndarray, groups: int, by_row: bool) -> np.ndarray:
+    """(G*R, OH, L) -> a (G, OH, R, L) view, one matrix per group and output row, or
+    (G, 1, R, OH*L), one per group."""
     rows, oh, length = a.shape
-    return a.reshape(groups, rows // groups, oh, length).transpose(0, 2, 1, 3)
+    if by_row:
+        return a.reshape(groups, rows // groups, oh, length).transpose(0, 2, 1, 3)
+    return a.reshape(groups, 1, rows // groups, oh * length)
 
 
 def _filters_times(filters: np.ndarray, rows: np.ndarray, groups: int, *also: np.ndarray | None) -> np.ndarray:
     """Per group, filters (G, A, B) @ rows (G*B, OH, L) -> (G*A, OH, L), in the dtype of all
     the arrays given (`also`: a bias to be added)."""
-    g, a, _ = filters.shape
+    g, a, b = filters.shape
+    by_row = _by_row(a, b)
     dtype = np.result_type(filters, rows, *[x for x in also if x is not None])
     out = np.empty((g * a,) + rows.shape[1:], dtype=dtype)
-    np.matmul(filters[:, None], _per_group(rows, groups), out=_per_group(out, groups))
+    np.matmul(filters[:, None], _per_group(rows, groups, by_row), out=_per_group(out, groups, by_row))
     return out
 
 
@@ -134,9 +144,10 @@ class Conv2d(Function):
     def backward(ctx, g):
         x, w, *bias = ctx.inputs
         need_x, need_w, *need_b = ctx.needs_input_grad
-        dx = ConvTranspose2d.apply(g, w, input_size=x.shape[-2:], **ctx.kwargs) if need_x else None
-        dw = Conv2dWeightGrad.apply(x, g, kernel_size=w.shape[-2:], columns=ctx.saved[0], **ctx.kwargs) \
-            if need_w else None
+        rows = _rows(g.data) if need_x or need_w else None  # copied once for both products if g is not batch-last
+        dx = ConvTranspose2d.apply(g, w, input_size=x.shape[-2:], grad_rows=rows, **ctx.kwargs) if need_x else None
+        dw = Conv2dWeightGrad.apply(x, g, kernel_size=w.shape[-2:], columns=ctx.saved[0], grad_rows=rows,
+                                    **ctx.kwargs) if need_w else None
         if not bias:
             return dx, dw
         return dx, dw, g.sum((0, 2, 3)) if need_b[0] else None
@@ -145,24 +156,24 @@ class Conv2d(Function):
 class ConvTranspose2d(Function):
     """g (N, O, OH, OW), w (O, C/G, KH, KW) -> (N, C, H, W) with (H, W) = input_size: the adjoint
     of Conv2d in its input, dx[n, c, p*sh + i*dh, q*sw + j*dw] += g[n, o, p, q] * w[o, c, i, j]
-    (positions in the padding dropped)."""
+    (positions in the padding dropped). `grad_rows`, if given, is g as (O, OH, OW*N)."""
 
     @staticmethod
-    def forward(ctx, g, w, *, input_size, padding, stride, dilation, groups):
+    def forward(ctx, g, w, *, input_size, padding, stride, dilation, groups, grad_rows=None):
         _check_rank("conv_transpose2d", grad=g, weight=w)
         expected = _output_hw(input_size, w.shape[-2:], padding, stride, dilation)
         if g.shape[1] != w.shape[0] or g.shape[-2:] != expected:
             raise ValueError(f"conv_transpose2d: gradient of shape {g.shape} does not fit weight {w.shape} and "
                              f"input size {tuple(input_size)} (expected {w.shape[0]} channels of {expected})")
         filters = _filter_matrix(w, groups).transpose(0, 2, 1)  # (G, C/G*KH*KW, O/G)
-        cols = _filters_times(filters, _rows(g), groups)
+        cols = _filters_times(filters, _rows(g) if grad_rows is None else grad_rows, groups)
         return _add_columns(cols, g.shape[0], input_size, w.shape[-2:], padding, stride, dilation)
 
     @staticmethod
     def backward(ctx, h):
         g, w = ctx.inputs
         need_g, need_w = ctx.needs_input_grad
-        geometry = {k: v for k, v in ctx.kwargs.items() if k != "input_size"}
+        geometry = {k: v for k, v in ctx.kwargs.items() if k not in ("input_size", "grad_rows")}
         return (Conv2d.apply(h, w, **geometry) if need_g else None,
                 Conv2dWeightGrad.apply(h, g, kernel_size=w.shape[-2:], **geometry) if need_w else None)
 
@@ -170,15 +181,19 @@ class ConvTranspose2d(Function):
 class Conv2dWeightGrad(Function):
     """x (N, C, H, W), g (N, O, OH, OW) -> (O, C/G, KH, KW) with (KH, KW) = kernel_size:
     dw[o, c, i, j] = sum over n, p, q of x_padded[n, c, p*sh + i*dh, q*sw + j*dw] * g[n, o, p, q].
-    `columns`, if given, are x's im2col columns, already made by the Conv2d it differentiates."""
+    `columns` and `grad_rows`, if given, are x's im2col columns and g as (O, OH, OW*N), already
+    made by the Conv2d it differentiates."""
 
     @staticmethod
-    def forward(ctx, x, g, *, kernel_size, padding, stride, dilation, groups, columns=None):
+    def forward(ctx, x, g, *, kernel_size, padding, stride, dilation, groups, columns=None, grad_rows=None):
         _check_rank("conv2d_weight_grad", input=x, grad=g)
         cols = _columns(x, kernel_size, padding, stride, dilation) if columns is None else columns
         o, c_per_group = g.shape[1], x.shape[1] // groups
-        taps, outs = _per_group(cols, groups), _per_group(_rows(g), groups)  # (G, OH, C/G*KH*KW | O/G, L)
-        # one product per output row, summed; the wider side first runs faster (OpenBLAS, measured)
+        by_row = _by_row(o // groups, cols.shape[0] // groups)
+        outs = _per_group(_rows(g) if grad_rows is None else grad_rows, groups, by_row)
+        taps = _per_group(cols, groups, by_row)
+        # (G, OH or 1, C/G*KH*KW or O/G, L) each; summed over the pieces; the wider side first
+        # runs faster (OpenBLAS, measured)
         if taps.shape[2] >= outs.shape[2]:
             dw = np.matmul(taps, outs.swapaxes(-1, -2)).sum(axis=1).swapaxes(-1, -2)
         else:
@@ -189,6 +204,6 @@ class Conv2dWeightGrad(Function):
     def backward(ctx, h):
         x, g = ctx.inputs
         need_x, need_g = ctx.needs_input_grad
-        geometry = {k: v for k, v in ctx.kwargs.items() if k not in ("kernel_size", "columns")}
+        geometry = {k: v for k, v in ctx.kwargs.items() if k not in ("kernel_size", "columns", "grad_rows")}
         return (ConvTranspose2d.apply(g, h, input_size=x.shape[-2:], **geometry) if need_x else None,
                 Conv2d.apply(x, h, **geometry) if need_g else None)

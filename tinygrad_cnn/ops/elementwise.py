@@ -187,7 +187,8 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         positive, = ctx.saved
-        return g * positive
+        # NumPy multiplies by a boolean mask directly: no Cast op, no float copy of the mask
+        return Mul.apply(g, type(g)._make(positive, False, None))
 
 
 class Tanh(Function):
