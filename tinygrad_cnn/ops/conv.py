@@ -16,9 +16,9 @@ all three: padding (left, right, top, bottom), stride (h, w), dilation (h, w), g
 
 Memory layout. The arrays have PyTorch's (N, C, H, W) shapes, but what these ops return lies
 in memory as (C, H, W, N), batch innermost (a transposed NumPy view). In that layout a window
-row of every image is one run of OW*N numbers, so im2col and its adjoint copy long runs
-instead of rows of 10 (LeNet's second conv), and a convolution's output already is the
-(O, OH*OW*N) result of its matrix product: no transpose between layers. NumPy's elementwise
+row of every image is one run of OW*N numbers, so im2col and the transposed convolution copy
+and add long runs instead of rows of 10 (LeNet's second conv), and a convolution's output
+already is the (O, OH*OW*N) result of its matrix product: no transpose between layers. NumPy's elementwise
 ops and our pooling keep an input's layout, so it flows through ReLU and pooling to the next
 convolution; any other layout is accepted and copied once.
 """
@@ -63,20 +63,24 @@ def _columns(x: np.ndarray, kernel_size: Pair, padding: Padding, stride: Pair, d
     return np.ascontiguousarray(windows).reshape(c * kh * kw, oh, ow * n)
 
 
-def _add_columns(cols: np.ndarray, batch: int, input_hw: Pair, kernel_size: Pair, padding: Padding, stride: Pair,
-                 dilation: Pair) -> np.ndarray:
-    """col2im, the adjoint of `_columns`: each tap's numbers added back where it read them
-    (overlapping windows add up, what lands in the padding is dropped) -> (N, C, H, W)."""
-    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, batch: int, input_hw: Pair, padding: Padding,
+               stride: Pair, dilation: Pair) -> np.ndarray:
+    """The transposed convolution of an output gradient `rows` (O, OH, OW*N) -> (N, C, H, W): for
+    each kernel tap (i, j), the filters' tap (C, O) times the gradient, added where the tap read
+    the input (overlapping windows add up, what lands in the padding is dropped). A loop over
+    taps, never over pixels; one tap's (C, OH*OW*N) at a time, not all the columns at once."""
+    (kh, kw), (sh, sw), (dh, dw) = w.shape[-2:], stride, dilation
     left, right, top, bottom = padding
-    (h, w), (oh, ow) = input_hw, _output_hw(input_hw, kernel_size, padding, stride, dilation)
-    c = cols.shape[0] // (kh * kw)
-    image = np.zeros((c, h + top + bottom, w + left + right, batch), dtype=cols.dtype)
-    taps = cols.reshape(c, kh, kw, oh, ow, batch)
+    (h, width), (o, oh, length) = input_hw, rows.shape
+    c = w.shape[1] * groups
+    image = np.zeros((c, h + top + bottom, width + left + right, batch), dtype=np.result_type(rows, w))
+    grads = rows.reshape(groups, o // groups, oh * length)          # (G, O/G, OH*OW*N)
+    taps = w.reshape(groups, o // groups, *w.shape[1:]).swapaxes(1, 2)  # (G, C/G, O/G, KH, KW)
     for i in range(kh):
-        for j in range(kw):  # a loop over kernel taps, never over pixels
-            image[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw] += taps[:, i, j]
-    return image[:, top:top + h, left:left + w].transpose(3, 0, 1, 2)
+        for j in range(kw):
+            part = np.matmul(taps[..., i, j], grads).reshape(c, oh, length // batch, batch)
+            image[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (part.shape[2] - 1) + 1:sw] += part
+    return image[:, top:top + h, left:left + width].transpose(3, 0, 1, 2)
 
 
 def _rows(g: np.ndarray) -> np.ndarray:
@@ -101,20 +105,13 @@ def _per_group(a: np.ndarray, groups: int, by_row: bool) -> np.ndarray:
     return a.reshape(groups, 1, rows // groups, oh * length)
 
 
-def _filters_times(filters: np.ndarray, rows: np.ndarray, groups: int, *also: np.ndarray | None) -> np.ndarray:
-    """Per group, filters (G, A, B) @ rows (G*B, OH, L) -> (G*A, OH, L), in the dtype of all
-    the arrays given (`also`: a bias to be added)."""
-    g, a, b = filters.shape
-    by_row = _by_row(a, b)
-    dtype = np.result_type(filters, rows, *[x for x in also if x is not None])
-    out = np.empty((g * a,) + rows.shape[1:], dtype=dtype)
-    np.matmul(filters[:, None], _per_group(rows, groups, by_row), out=_per_group(out, groups, by_row))
+def _filtered(cols: np.ndarray, w: np.ndarray, groups: int, dtype: np.dtype) -> np.ndarray:
+    """The filters w (O, C/G, KH, KW) times the columns (C*KH*KW, OH, L), group by group -> (O, OH, L)."""
+    filters = w.reshape(groups, w.shape[0] // groups, -1)  # (G, O/G, C/G*KH*KW)
+    by_row = _by_row(*filters.shape[1:])
+    out = np.empty((w.shape[0],) + cols.shape[1:], dtype=dtype)
+    np.matmul(filters[:, None], _per_group(cols, groups, by_row), out=_per_group(out, groups, by_row))
     return out
-
-
-def _filter_matrix(w: np.ndarray, groups: int) -> np.ndarray:
-    """(O, C/G, KH, KW) -> (G, O/G, C/G*KH*KW)."""
-    return w.reshape(groups, w.shape[0] // groups, -1)
 
 
 def _check_rank(op: str, **arrays: np.ndarray) -> None:
@@ -132,7 +129,7 @@ class Conv2d(Function):
     def forward(ctx, x, w, b=None, *, padding, stride, dilation, groups):
         _check_rank("conv2d", input=x, weight=w)
         cols = _columns(x, w.shape[-2:], padding, stride, dilation)
-        y = _filters_times(_filter_matrix(w, groups), cols, groups, b)
+        y = _filtered(cols, w, groups, np.result_type(x, w, *(() if b is None else (b,))))
         if b is not None:
             y += b[:, None, None]
         if ctx.needs_input_grad[1]:
@@ -165,9 +162,8 @@ class ConvTranspose2d(Function):
         if g.shape[1] != w.shape[0] or g.shape[-2:] != expected:
             raise ValueError(f"conv_transpose2d: gradient of shape {g.shape} does not fit weight {w.shape} and "
                              f"input size {tuple(input_size)} (expected {w.shape[0]} channels of {expected})")
-        filters = _filter_matrix(w, groups).transpose(0, 2, 1)  # (G, C/G*KH*KW, O/G)
-        cols = _filters_times(filters, _rows(g) if grad_rows is None else grad_rows, groups)
-        return _add_columns(cols, g.shape[0], input_size, w.shape[-2:], padding, stride, dilation)
+        rows = _rows(g) if grad_rows is None else grad_rows
+        return _sent_back(rows, w, groups, g.shape[0], input_size, padding, stride, dilation)
 
     @staticmethod
     def backward(ctx, h):
