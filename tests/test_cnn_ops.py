@@ -734,6 +734,6 @@ def test_errors_name_the_problem(call, error, message):
 def test_conv_primitives_name_themselves_for_an_input_without_channels(op):
     name = "conv2d" if op is tg.ops.Conv2d else "conv2d_weight_grad"
     kwargs = {} if op is tg.ops.Conv2d else {"kernel_size": (2, 2)}
-    with pytest.raises(ValueError, match=rf"{name}: expected input of shape \(N, C, H, W\).*got \(4, 4\)"):
+    with pytest.raises(ValueError, match=rf"{name}: expected input of shape \(N, C, H, W\), got \(4, 4\)"):
         op.apply(Tensor(np.zeros((4, 4))), Tensor(np.zeros((1, 1, 2, 2))), padding=(0, 0, 0, 0), stride=(1, 1),
                  dilation=(1, 1), groups=1, **kwargs)

@@ -10,7 +10,7 @@ Legend (`STYLES`):
 
     input      yellow rounded box  a leaf that is not a parameter (data, or a tensor made with requires_grad)
     parameter  blue box            a leaf named by `params` ('conv1.weight')
-    op         grey ellipse        a primitive op (Add, MatMul, Im2col): its arguments and output shape
+    op         grey ellipse        a primitive op (Add, MatMul, Conv2d): its arguments and output shape
     nn_op      green ellipse       a composite op as one node ('conv2d stride=1 padding=2'), collapse=True
     output     red octagon         a tensor given to draw_graph (the loss)
     cluster    green dashed frame  the primitives of one composite call, collapse=False

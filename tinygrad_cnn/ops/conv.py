@@ -122,10 +122,13 @@ def _filtered(cols: np.ndarray, w: np.ndarray, groups: int, dtype: np.dtype) -> 
     return out
 
 
+_SHAPES = {"input": "(N, C, H, W)", "grad": "(N, O, OH, OW)", "weight": "(O, C/groups, KH, KW)"}
+
+
 def _check_rank(op: str, **arrays: np.ndarray) -> None:
     for name, a in arrays.items():
         if a.ndim != 4:
-            raise ValueError(f"{op}: expected {name} of shape (N, C, H, W) or (O, C/groups, KH, KW), got {a.shape}")
+            raise ValueError(f"{op}: expected {name} of shape {_SHAPES[name]}, got {a.shape}")
 
 
 class Conv2d(Function):
