@@ -5,9 +5,13 @@ Run from the repository root, with the OpenBLAS variables of the test environmen
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cnn.py
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cnn.py --cases conv,pool --repeat 50
 
-Each case runs every contestant once per round, interleaved (ours, PyTorch, NumPy, ours, ...), so a
-machine that gets busier or quieter during the run affects all of them alike; after the warm-up
-rounds, the median of the timed rounds is reported. All contestants start from the same weights and
+Each round runs every contestant in turn (ours, PyTorch, NumPy, ours, ...), so a machine that gets
+busier or quieter during the run affects all of them alike; in its turn a contestant first runs
+`--settle` untimed times, then once timed, and after the warm-up rounds the median of the timed
+runs is reported. The settling runs are there because the libraries' idle threads keep spinning
+for a while after a call (OpenBLAS's and PyTorch's OpenMP workers): timed right after another
+library, a contestant shares the second core with the other's spinning threads (up to 2x slower
+with two threads, measured), which no program that uses one library meets. All contestants start from the same weights and
 data (their first results are compared before timing), and each runs in float32.
 """
 from __future__ import annotations
@@ -26,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=30, help="timed rounds per case (default 30)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default 5)")
+    parser.add_argument("--settle", type=int, default=8,
+                        help="untimed runs of each contestant before its timed run in a round (default 8)")
     parser.add_argument("--cases", default=",".join(CASES),
                         help=f"comma-separated subset of {', '.join(CASES)} (default: all)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
@@ -35,8 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.cases) - set(CASES))
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
-    if args.repeat < 1 or args.warmup < 0:
-        parser.error("--repeat must be at least 1 and --warmup at least 0")
+    if args.repeat < 1 or args.warmup < 0 or args.settle < 0:
+        parser.error("--repeat must be at least 1, --warmup and --settle at least 0")
     return args
 
 
@@ -186,13 +192,17 @@ def check_agreement(title: str, runners: dict[str, Runner]) -> None:
                              f"{np.max(np.abs(value - reference)):.3g}); not timing different computations")
 
 
-def time_interleaved(runners: dict[str, Runner], repeat: int, warmup: int) -> tuple[dict[str, float], dict[str, float]]:
+def time_interleaved(runners: dict[str, Runner], repeat: int, warmup: int,
+                     settle: int) -> tuple[dict[str, float], dict[str, float]]:
     """Median wall time (ms) of each runner over `repeat` rounds, each round running every runner
-    once, and its mean number of minor page faults per run (memory the kernel had to hand out anew)."""
+    `settle` times untimed and then once timed, and its mean number of minor page faults per timed
+    run (memory the kernel had to hand out anew)."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     faults = dict.fromkeys(runners, 0)
     for round_ in range(warmup + repeat):
         for name, run in runners.items():
+            for _ in range(settle):
+                run()
             faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             run()
@@ -232,7 +242,7 @@ def table(rows: list[tuple[str, str, dict[str, float], dict[str, float]]]) -> st
 def setup_line(args: argparse.Namespace) -> str:
     return (f"NumPy {np.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"tinygrad_cnn {tg.__version__}; {process_setup.describe(args)}; median of {args.repeat} "
-            f"interleaved rounds after {args.warmup} warm-up rounds")
+            f"rounds after {args.warmup} warm-up rounds, each contestant timed after {args.settle} untimed runs")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -245,7 +255,7 @@ def main(args: argparse.Namespace) -> None:
         torch.manual_seed(0)
         title, runners = build(case, np.random.default_rng(0))
         check_agreement(title, runners)
-        rows.append((case, title, *time_interleaved(runners, args.repeat, args.warmup)))
+        rows.append((case, title, *time_interleaved(runners, args.repeat, args.warmup, args.settle)))
         print(f"done: {title}", file=sys.stderr)
     text = table(rows)
     print(setup_line(args) + "\n\n" + text, end="")

@@ -1,0 +1,42 @@
+"""The scripts of benchmarks/ still run against the library as it is now: each once, as small as
+its options allow. They time nothing here; docs/benchmarks.md has what they measure."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_bench_cnn_compares_all_three_contestants():
+    pytest.importorskip("torch")
+    out = run("bench_cnn.py", "--cases", "lenet16,pool", "--repeat", "1", "--warmup", "0", "--settle", "1",
+              "--threads", "1")
+    assert "| LeNet-5 training step, batch 16 |" in out and "| max_pool2d 2x2 fwd+bwd (64,32,32,32) |" in out
+    assert "each contestant timed after 1 untimed runs" in out
+
+
+def test_memory_reports_the_steps_and_whether_memory_stays_flat():
+    out = run("memory.py", "--steps", "12", "--batch", "8")
+    assert "| 10 |" in out and "from step 10 to step 12" in out
+
+
+def test_profile_step_counts_the_ops_of_a_step():
+    out = run("profile_step.py", "--steps", "2", "--batch", "8", "--top", "3")
+    assert "28 ops in the forward pass" in out and "Conv2d" in out
+
+
+def test_overhead_times_one_op():
+    pytest.importorskip("torch")
+    out = run("overhead.py", "--number", "100", "--repeat", "1")
+    assert "`a + b`" in out
