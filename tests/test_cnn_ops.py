@@ -492,6 +492,28 @@ def test_conv2d_weight_gradient_sums_the_batch_in_either_orientation(out_channel
     np.testing.assert_allclose(wt.grad.data, np.einsum("nopq,ncpqij->ocij", g, windows), rtol=1e-12)
 
 
+@pytest.mark.parametrize("groups, stride", [(1, 1), (2, 2)])
+def test_conv2d_of_large_shapes_matches_the_windows_and_its_adjoints(groups, stride):
+    """Shapes large enough for the paths small examples never take: filter matrices multiplied
+    whole (over 1,024 numbers) and a transposed convolution in several blocks of output rows.
+    Forward against NumPy's sliding windows; the gradients by the adjoint identities of a
+    bilinear map: <conv(x, w), g> = <x, dL/dx> = <w, dL/dw> (float64)."""
+    rng = np.random.default_rng(groups)
+    x, w = rng.standard_normal((64, 16, 20, 20)), rng.standard_normal((32, 16 // groups, 3, 3))
+    xt, wt = T(x), T(w)
+    out = F.conv2d(xt, wt, stride=stride, padding=1, groups=groups)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3),
+                                                       axis=(2, 3))[:, :, ::stride, ::stride]
+    by_group = windows.reshape(64, groups, 16 // groups, *windows.shape[2:])  # (N, G, C/G, OH, OW, KH, KW)
+    expected = np.einsum("ngcpqij,gocij->ngopq", by_group, w.reshape(groups, 32 // groups, *w.shape[1:]))
+    np.testing.assert_allclose(out.data, expected.reshape(out.shape), rtol=1e-10, atol=1e-10)
+    g = rng.standard_normal(out.shape)
+    out.backward(Tensor(g))
+    pairing = np.vdot(out.data, g)
+    assert np.vdot(x, xt.grad.data) == pytest.approx(pairing, rel=1e-10)
+    assert np.vdot(w, wt.grad.data) == pytest.approx(pairing, rel=1e-10)
+
+
 def test_stride_larger_than_kernel_skips_pixels():
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((1, 2, 7, 8)), rng.standard_normal((3, 2, 1, 1))
