@@ -208,6 +208,10 @@ def test_max_pool2d_treats_nan_as_the_maximum(x, kernel_size):
 @pytest.mark.parametrize("ours, theirs", [(F.log_softmax, TF.log_softmax), (F.softmax, TF.softmax)],
                          ids=["log_softmax", "softmax"])
 def test_softmax_family_of_an_empty_tensor(ours, theirs):
-    """Nothing to normalise along dim 0 of a (0, 3) tensor: an empty result, as in PyTorch."""
-    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) of the empty sums, harmless
-        check_against_torch(partial(ours, dim=0), partial(theirs, dim=0), [np.zeros((0, 3))], second_order=False)
+    """Nothing to normalise along either dim of an empty tensor: an empty result, as in PyTorch,
+    and no NumPy warning (such as log(0) of an empty sum)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dim, shape in ((0, (0, 3)), (1, (3, 0))):
+            check_against_torch(partial(ours, dim=dim), partial(theirs, dim=dim), [np.zeros(shape)],
+                                second_order=False)

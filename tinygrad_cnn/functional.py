@@ -252,6 +252,8 @@ def _shifted(input: Tensor, dim: int, op: str) -> Tensor:
 def log_softmax(input: Tensor, dim: int) -> Tensor:
     """log(softmax(x)) computed stably: (x - m) - log(sum(exp(x - m))), m the max along dim."""
     shifted = _shifted(input, dim, "log_softmax")
+    if input.numel() == 0:  # nothing to normalise (and log of an empty sum would warn)
+        return shifted
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
