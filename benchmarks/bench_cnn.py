@@ -11,8 +11,9 @@ busier or quieter during the run affects all of them alike; in its turn a contes
 runs is reported. The settling runs are there because the libraries' idle threads keep spinning
 for a while after a call (OpenBLAS's and PyTorch's OpenMP workers): timed right after another
 library, a contestant shares the second core with the other's spinning threads (up to 2x slower
-with two threads, measured), which no program that uses one library meets. All contestants start from the same weights and
-data (their first results are compared before timing), and each runs in float32.
+with two threads, measured), which no program that uses one library meets. All contestants start
+from the same weights and data (their first results are compared before timing), and each runs
+in float32.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@ primitives but are one op to the person who called them.
 
 `@composite("conv2d", keys=("stride", "padding"))` on such a function makes every node
 recorded while it runs point to a `Scope` of that call (`Context.scope`), so graph drawings
-and backward traces can show "max_pool2d kernel_size=2" instead of a Pad and a WindowMax. The engine only copies the current scope onto each node it records; nothing else changes.
+and backward traces can show "max_pool2d kernel_size=2" instead of a Pad and a WindowMax.
+The engine only copies the current scope onto each node it records; nothing else changes.
 """
 from __future__ import annotations
 
