@@ -433,19 +433,12 @@ SMOOTH_CALLS = {
 
 
 @pytest.mark.parametrize("calls", SMOOTH_CALLS.values(), ids=SMOOTH_CALLS.keys())
-@settings(max_examples=40)
+@pytest.mark.parametrize("check", [gradcheck, gradgradcheck], ids=["first order", "second order"])
+@settings(max_examples=30)
 @given(data=st.data())
-def test_gradcheck(calls, data):
+def test_derivatives(calls, check, data):
     fn, inputs = data.draw(calls)
-    assert gradcheck(fn, inputs)
-
-
-@pytest.mark.parametrize("calls", SMOOTH_CALLS.values(), ids=SMOOTH_CALLS.keys())
-@settings(max_examples=20)
-@given(data=st.data())
-def test_gradgradcheck(calls, data):
-    fn, inputs = data.draw(calls)
-    assert gradgradcheck(fn, inputs)
+    assert check(fn, inputs)
 
 
 # ================================================================ edge cases (hand-computed truths)
