@@ -745,6 +745,43 @@ def test_errors_name_the_problem(call, error, message):
         call()
 
 
+GEOMETRY = {"padding": (0, 0, 0, 0), "stride": (1, 1), "dilation": (1, 1)}
+PRIMITIVE_ERRORS = {
+    "Conv2d channels": (lambda: tg.ops.Conv2d.apply(_ones(1, 3, 5, 5), _ones(2, 2, 3, 3), groups=1, **GEOMETRY),
+                        r"conv2d: input of shape \(1, 3, 5, 5\) and weight of shape \(2, 2, 3, 3\) "
+                        r"do not fit groups=1"),
+    "Conv2d groups": (lambda: tg.ops.Conv2d.apply(_ones(1, 4, 5, 5), _ones(3, 2, 3, 3), groups=2, **GEOMETRY),
+                      r"conv2d: input of shape \(1, 4, 5, 5\) and weight of shape \(3, 2, 3, 3\) do not fit groups=2"),
+    "Conv2d bias": (lambda: tg.ops.Conv2d.apply(_ones(1, 2, 5, 5), _ones(3, 2, 3, 3), _ones(2), groups=1, **GEOMETRY),
+                    r"conv2d: bias must have shape \(3,\) for weight of shape \(3, 2, 3, 3\), got \(2,\)"),
+    "Conv2d kernel": (lambda: tg.ops.Conv2d.apply(_ones(1, 2, 2, 2), _ones(3, 2, 3, 3), groups=1, **GEOMETRY),
+                      r"conv2d: kernel \(3, 3\) \(dilation \(1, 1\)\) is larger than the input "
+                      r"of shape \(1, 2, 2, 2\)"),
+    "ConvTranspose2d channels": (
+        lambda: tg.ops.ConvTranspose2d.apply(_ones(1, 4, 3, 3), _ones(3, 2, 3, 3), input_size=(5, 5), groups=1,
+                                             **GEOMETRY),
+        r"conv_transpose2d: gradient of shape \(1, 4, 3, 3\) does not fit input of shape \(1, 2, 5, 5\) and weight "
+        r"of shape \(3, 2, 3, 3\) \(expected \(1, 3, 3, 3\)\)"),
+    "Conv2dWeightGrad batch": (
+        lambda: tg.ops.Conv2dWeightGrad.apply(_ones(2, 2, 5, 5), _ones(1, 3, 3, 3), kernel_size=(3, 3), groups=1,
+                                              **GEOMETRY),
+        r"conv2d_weight_grad: gradient of shape \(1, 3, 3, 3\) does not fit input of shape \(2, 2, 5, 5\) and weight "
+        r"of shape \(3, 2, 3, 3\) \(expected \(2, 3, 3, 3\)\)"),
+    "Conv2dWeightGrad groups": (
+        lambda: tg.ops.Conv2dWeightGrad.apply(_ones(1, 3, 5, 5), _ones(1, 4, 3, 3), kernel_size=(3, 3), groups=2,
+                                              **GEOMETRY),
+        r"conv2d_weight_grad: input of shape \(1, 3, 5, 5\) and weight of shape \(4, 1, 3, 3\) do not fit groups=2"),
+}
+
+
+@pytest.mark.parametrize("call, message", PRIMITIVE_ERRORS.values(), ids=PRIMITIVE_ERRORS.keys())
+def test_conv_primitives_name_the_shapes_that_do_not_fit(call, message):
+    """The primitives are public (tinygrad_cnn.ops): called directly with shapes that do not fit
+    one convolution, they say so instead of failing inside NumPy."""
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
 @pytest.mark.parametrize("op", [tg.ops.Conv2d, tg.ops.Conv2dWeightGrad])
 def test_conv_primitives_name_themselves_for_an_input_without_channels(op):
     name = "conv2d" if op is tg.ops.Conv2d else "conv2d_weight_grad"

@@ -131,6 +131,24 @@ def _check_rank(op: str, **arrays: np.ndarray) -> None:
             raise ValueError(f"{op}: expected {name} of shape {_SHAPES[name]}, got {a.shape}")
 
 
+def _check_fit(op: str, input_shape: tuple, weight_shape: tuple, grad_shape: tuple | None, padding: Padding,
+               stride: Pair, dilation: Pair, groups: int) -> None:
+    """Raise a ValueError naming `op` and the shapes unless an input, a weight and (if given) an
+    output gradient fit one convolution. Each op passes the shapes it has and those they imply."""
+    n, c, *input_hw = input_shape
+    o, c_per_group, *kernel_size = weight_shape
+    if groups < 1 or c % groups or o % groups or c != c_per_group * groups:
+        raise ValueError(f"{op}: input of shape {tuple(input_shape)} and weight of shape {tuple(weight_shape)} "
+                         f"do not fit groups={groups} (input channels = weight.shape[1] * groups, both divisible)")
+    out_hw = _output_hw(input_hw, kernel_size, padding, stride, dilation)
+    if min(out_hw) < 1:
+        raise ValueError(f"{op}: kernel {tuple(kernel_size)} (dilation {tuple(dilation)}) is larger than the input "
+                         f"of shape {tuple(input_shape)} with padding {padding}")
+    if grad_shape is not None and tuple(grad_shape) != (n, o, *out_hw):
+        raise ValueError(f"{op}: gradient of shape {tuple(grad_shape)} does not fit input of shape "
+                         f"{tuple(input_shape)} and weight of shape {tuple(weight_shape)} (expected {(n, o, *out_hw)})")
+
+
 class Conv2d(Function):
     """x (N, C, H, W), w (O, C/G, KH, KW), optional b (O,) -> (N, O, OH, OW):
     y[n, o, p, q] = b[o] + sum over c, i, j of x_padded[n, c, p*sh + i*dh, q*sw + j*dw] * w[o, c, i, j]
@@ -139,6 +157,10 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, b=None, *, padding, stride, dilation, groups):
         _check_rank("conv2d", input=x, weight=w)
+        _check_fit("conv2d", x.shape, w.shape, None, padding, stride, dilation, groups)
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"conv2d: bias must have shape ({w.shape[0]},) for weight of shape {w.shape}, "
+                             f"got {b.shape}")
         cols = _columns(x, w.shape[-2:], padding, stride, dilation)
         y = _filtered(cols, w, groups, np.result_type(x, w, *(() if b is None else (b,))))
         if b is not None:
@@ -169,10 +191,8 @@ class ConvTranspose2d(Function):
     @staticmethod
     def forward(ctx, g, w, *, input_size, padding, stride, dilation, groups, grad_rows=None):
         _check_rank("conv_transpose2d", grad=g, weight=w)
-        expected = _output_hw(input_size, w.shape[-2:], padding, stride, dilation)
-        if g.shape[1] != w.shape[0] or g.shape[-2:] != expected:
-            raise ValueError(f"conv_transpose2d: gradient of shape {g.shape} does not fit weight {w.shape} and "
-                             f"input size {tuple(input_size)} (expected {w.shape[0]} channels of {expected})")
+        _check_fit("conv_transpose2d", (g.shape[0], w.shape[1] * groups, *input_size), w.shape, g.shape, padding,
+                   stride, dilation, groups)
         rows = _rows(g) if grad_rows is None else grad_rows
         return _sent_back(rows, w, groups, g.shape[0], input_size, padding, stride, dilation)
 
@@ -194,6 +214,8 @@ class Conv2dWeightGrad(Function):
     @staticmethod
     def forward(ctx, x, g, *, kernel_size, padding, stride, dilation, groups, columns=None, grad_rows=None):
         _check_rank("conv2d_weight_grad", input=x, grad=g)
+        _check_fit("conv2d_weight_grad", x.shape, (g.shape[1], x.shape[1] // groups, *kernel_size), g.shape, padding,
+                   stride, dilation, groups)
         cols = _columns(x, kernel_size, padding, stride, dilation) if columns is None else columns
         o, c_per_group = g.shape[1], x.shape[1] // groups
         by_row = _by_row(o // groups, cols.shape[0] // groups)
