@@ -22,7 +22,7 @@ import sys
 
 import process_setup  # benchmarks/ is the script's directory, so first on sys.path
 
-CASES = ("lenet64", "conv", "pool", "lenet16", "lenet256")
+CASES = ("lenet64", "conv", "conv_nchw", "pool", "lenet16", "lenet256")
 # The targets of the CNN ops issue at batch 64: the largest ratios ours / PyTorch and ours / NumPy by hand allowed.
 TARGETS = {"lenet64": (2.0, 1.15), "conv": (2.5, None), "pool": (2.0, None)}
 
@@ -124,14 +124,21 @@ def lenet_case(batch: int, rng: np.random.Generator) -> dict[str, Runner]:
     return {"ours": ours, "PyTorch": pytorch, "NumPy by hand": numpy_by_hand}
 
 
-def conv_case(rng: np.random.Generator) -> dict[str, Runner]:
+def conv_case(rng: np.random.Generator, nchw_gradient: bool) -> dict[str, Runner]:
     """conv2d (64, 16, 32, 32) * (32, 16, 3, 3), padding 1, forward and backward for a given
-    upstream gradient: gradients of the input, the weight and the bias."""
+    upstream gradient: gradients of the input, the weight and the bias. Each library gets the
+    upstream gradient laid out in memory as its own conv2d output is, as the layer after a
+    convolution hands it back in a network (PyTorch: (N, C, H, W); ours: batch innermost), or,
+    with `nchw_gradient`, both get it in (N, C, H, W) order, which ours copies once."""
     arrays = [rng.standard_normal(s).astype(np.float32) for s in ((64, 16, 32, 32), (32, 16, 3, 3), (32,))]
     upstream = rng.standard_normal((64, 32, 32, 32)).astype(np.float32)
     ours_in = [Tensor(a, requires_grad=True) for a in arrays]
     torch_in = [torch.tensor(a, requires_grad=True) for a in arrays]
-    g_ours, g_torch = Tensor(upstream), torch.from_numpy(upstream)
+    if not nchw_gradient:
+        like_output = np.empty_like(F.conv2d(*ours_in, padding=1).data)  # keeps the output's memory order
+        like_output[...] = upstream
+        upstream = like_output
+    g_ours, g_torch = Tensor(upstream), torch.from_numpy(np.ascontiguousarray(upstream))
 
     def ours() -> np.ndarray:
         for t in ours_in:
@@ -176,8 +183,10 @@ def build(case: str, rng: np.random.Generator) -> tuple[str, dict[str, Runner]]:
     if case.startswith("lenet"):
         batch = int(case[len("lenet"):])
         return f"LeNet-5 training step, batch {batch}", lenet_case(batch, rng)
-    if case == "conv":
-        return "conv2d fwd+bwd (64,16,32,32) * (32,16,3,3), padding 1", conv_case(rng)
+    if case.startswith("conv"):
+        nchw = case == "conv_nchw"
+        title = "conv2d fwd+bwd (64,16,32,32) * (32,16,3,3), padding 1" + (", gradient given (N,C,H,W)" * nchw)
+        return title, conv_case(rng, nchw)
     return "max_pool2d 2x2 fwd+bwd (64,32,32,32)", pool_case(rng)
 
 

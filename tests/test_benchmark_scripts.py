@@ -20,9 +20,11 @@ def run(script: str, *args: str) -> str:
 
 def test_bench_cnn_compares_all_three_contestants():
     pytest.importorskip("torch")
-    out = run("bench_cnn.py", "--cases", "lenet16,pool", "--repeat", "1", "--warmup", "0", "--settle", "1",
-              "--threads", "1")
+    out = run("bench_cnn.py", "--cases", "lenet16,conv,conv_nchw,pool", "--repeat", "1", "--warmup", "0",
+              "--settle", "1", "--threads", "1")
     assert "| LeNet-5 training step, batch 16 |" in out and "| max_pool2d 2x2 fwd+bwd (64,32,32,32) |" in out
+    assert "| conv2d fwd+bwd (64,16,32,32) * (32,16,3,3), padding 1 |" in out
+    assert "| conv2d fwd+bwd (64,16,32,32) * (32,16,3,3), padding 1, gradient given (N,C,H,W) |" in out
     assert "each contestant timed after 1 untimed runs" in out
 
 
