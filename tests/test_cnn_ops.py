@@ -564,6 +564,20 @@ UNBATCHED = {
 
 
 @pytest.mark.parametrize("fn", UNBATCHED.values(), ids=UNBATCHED.keys())
+def test_a_batch_of_no_images_gives_empty_outputs_and_zero_weight_gradients(fn):
+    """As PyTorch: N = 0 flows through forward and backward; the weight and bias gradients are
+    sums over no images, so zero (the transposed convolution once divided by the batch size)."""
+    x = T(np.zeros((0, 2, 5, 6)))
+    w, b = T(np.ones((2, 2, 3, 3))), T(np.ones(2))
+    out = fn(F.conv2d(x, w, b, padding=1))
+    assert out.shape[0] == 0
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+    np.testing.assert_array_equal(w.grad.data, np.zeros(w.shape))
+    np.testing.assert_array_equal(b.grad.data, np.zeros(2))
+
+
+@pytest.mark.parametrize("fn", UNBATCHED.values(), ids=UNBATCHED.keys())
 def test_unbatched_input_is_a_batch_of_one(fn):
     """(C, H, W) gives the same values and gradient as the (1, C, H, W) batch."""
     x = np.random.default_rng(3).permutation(2 * 5 * 6).reshape(2, 5, 6) / 7.0  # distinct values

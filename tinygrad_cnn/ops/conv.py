@@ -133,9 +133,10 @@ def _per_group(a: np.ndarray, groups: int, by_row: bool) -> np.ndarray:
     return a.reshape(groups, 1, rows // groups, oh * length)
 
 
-def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, batch: int, input_hw: Pair, padding: Padding,
+def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, grad_shape: tuple, input_hw: Pair, padding: Padding,
                stride: Pair, dilation: Pair) -> np.ndarray:
-    """The transposed convolution of an output gradient `rows` (O, OH, OW*N) -> (N, C, H, W):
+    """The transposed convolution of an output gradient of shape `grad_shape` (N, O, OH, OW),
+    given as `rows` (O, OH, OW*N) -> (N, C, H, W):
     the filters transposed times the gradient give, for each kernel tap (i, j), what goes back to
     the pixels that tap read; those are added in place (overlapping windows add up, what lands
     in the padding is dropped). A loop over taps, never over pixels, and over blocks of output
@@ -144,8 +145,8 @@ def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, batch: int, input_h
     that each tap's add has at least ~32K numbers, NumPy's cost per call being small beside that."""
     (kh, kw), (sh, sw), (dh, dw) = w.shape[-2:], stride, dilation
     left, right, top, bottom = padding
-    (h, width), (o, oh, length) = input_hw, rows.shape
-    c, ow = w.shape[1] * groups, length // batch
+    (h, width), (batch, o, oh, ow) = input_hw, grad_shape
+    c = w.shape[1] * groups
     image = np.zeros((c, h + top + bottom, width + left + right, batch), dtype=np.result_type(rows, w))
     filters = w.reshape(groups, o // groups, -1).swapaxes(1, 2)  # (G, C/G*KH*KW, O/G)
     for start, stop in _row_blocks(oh, c * ow * batch, 1 << 15):
@@ -236,7 +237,7 @@ class ConvTranspose2d(Function):
         _check_fit("conv_transpose2d", (g.shape[0], w.shape[1] * groups, *input_size), w.shape, g.shape, padding,
                    stride, dilation, groups)
         rows = _grad_rows(g) if grad_rows is None else grad_rows
-        return _sent_back(rows, w, groups, g.shape[0], input_size, padding, stride, dilation)
+        return _sent_back(rows, w, groups, g.shape, input_size, padding, stride, dilation)
 
     @staticmethod
     def backward(ctx, h):
