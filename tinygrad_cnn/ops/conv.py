@@ -18,9 +18,15 @@ Memory layout. The arrays have PyTorch's (N, C, H, W) shapes, but what these ops
 in memory as (C, H, W, N), batch innermost (a transposed NumPy view). In that layout a window
 row of every image is one run of OW*N numbers, so im2col and the transposed convolution copy
 and add long runs instead of rows of 10 (LeNet's second conv), and a convolution's output
-already is the (O, OH*OW*N) result of its matrix product: no transpose between layers. NumPy's elementwise
-ops and our pooling keep an input's layout, so it flows through ReLU and pooling to the next
-convolution; any other layout is accepted and copied once.
+already is the (O, OH*OW*N) result of its matrix product: no transpose between layers. NumPy's
+elementwise ops and our pooling keep an input's layout, so it flows through ReLU and pooling to
+the next convolution; any other layout is accepted and copied once.
+
+Blocks. The im2col columns (KH*KW times the image) are never built whole: the forward and the
+weight gradient copy those of a few output rows into a small buffer and multiply them while they
+are in the cache (_column_blocks), and the transposed convolution makes and adds back its own a
+few output rows at a time (_sent_back). A convolution needs the memory of its input, output and
+gradients only.
 """
 from __future__ import annotations
 
