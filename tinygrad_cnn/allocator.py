@@ -4,7 +4,8 @@ A training step allocates its whole graph (activations, gradients, blocks of im2
 up to ~9 MB at once for LeNet-5 at batch 64) and frees it at the end. glibc may then hand the top
 of its heap back to the kernel, so that the next step touches fresh pages, and the kernel
 zero-fills each 4 KiB page on its first touch: up to ~2,000 minor page faults per step, more than
-half of a LeNet-5 step's time (measured, see docs/benchmarks.md). Raising malloc's mmap and trim thresholds keeps that memory for reuse.
+half of a LeNet-5 step's time (measured, see docs/benchmarks.md). Raising malloc's mmap and trim
+thresholds keeps that memory for reuse.
 
 It changes the whole process (every later allocation, not only ours), so the library never does
 it on import: the `tinygrad-cnn train` command calls `keep_freed_memory()`, and so can your own

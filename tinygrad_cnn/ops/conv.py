@@ -206,7 +206,7 @@ class Conv2d(Function):
                              f"got {b.shape}")
         image = _padded(x, padding)
         windows = _windows(image, w.shape[-2:], stride, dilation)
-        c, kh, kw, oh, ow, n = windows.shape
+        *_, oh, ow, n = windows.shape
         filters = w.reshape(groups, w.shape[0] // groups, -1)  # (G, O/G, C/G*KH*KW)
         by_row = _by_row(*filters.shape[1:])
         y = np.empty((w.shape[0], oh, ow * n), dtype=np.result_type(x, w, *(() if b is None else (b,))))
