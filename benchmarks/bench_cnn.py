@@ -98,11 +98,11 @@ def lenet_case(batch: int, rng: np.random.Generator) -> dict[str, Runner]:
     x_ours, y_ours = Tensor(x), Tensor(y)
 
     twin = TorchLeNet5()
-    twin.load_state_dict({k: torch.tensor(v.data) for k, v in model.state_dict().items()})
+    twin.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
     twin_optimizer = torch.optim.SGD(twin.parameters(), lr=LR)
     x_torch, y_torch = torch.from_numpy(x), torch.from_numpy(y)
 
-    params = {k: v.data.copy() for k, v in model.state_dict().items()}
+    params = {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
     def ours() -> float:
         optimizer.zero_grad()
@@ -135,7 +135,7 @@ def conv_case(rng: np.random.Generator, nchw_gradient: bool) -> dict[str, Runner
     ours_in = [Tensor(a, requires_grad=True) for a in arrays]
     torch_in = [torch.tensor(a, requires_grad=True) for a in arrays]
     if not nchw_gradient:
-        like_output = np.empty_like(F.conv2d(*ours_in, padding=1).data)  # keeps the output's memory order
+        like_output = np.empty_like(F.conv2d(*ours_in, padding=1).detach().numpy())  # keeps the output's memory order
         like_output[...] = upstream
         upstream = like_output
     g_ours, g_torch = Tensor(upstream), torch.from_numpy(np.ascontiguousarray(upstream))
@@ -145,7 +145,7 @@ def conv_case(rng: np.random.Generator, nchw_gradient: bool) -> dict[str, Runner
             t.grad = None
         out = F.conv2d(*ours_in, padding=1)
         out.backward(g_ours)
-        return out.data
+        return out.detach().numpy()
 
     def pytorch() -> np.ndarray:
         for t in torch_in:
@@ -168,7 +168,7 @@ def pool_case(rng: np.random.Generator) -> dict[str, Runner]:
         x_ours.grad = None
         out = F.max_pool2d(x_ours, 2)
         out.backward(g_ours)
-        return out.data
+        return out.detach().numpy()
 
     def pytorch() -> np.ndarray:
         x_torch.grad = None

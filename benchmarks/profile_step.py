@@ -9,7 +9,7 @@ Three views of the same steps (batch 64, SGD, as in bench_cnn.py):
    runs as VJPs (backward);
 2. by op: the time spent inside each primitive's NumPy `forward`, summed per step, for the forward
    pass and for the backward pass (whose VJPs are ops too). What is left of the step is the Python
-   around the ops: Function.apply, the backward sweep, Tensor methods, modules, the optimizer;
+   around the ops: Primitive.apply, the backward sweep, Tensor methods, modules, the optimizer;
 3. cProfile's top functions by total (own) time and by cumulative time.
 """
 from __future__ import annotations
@@ -42,7 +42,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinygrad_cnn as tg  # noqa: E402
-from tinygrad_cnn import Tensor, autograd  # noqa: E402
+from tinygrad_cnn import Tensor  # noqa: E402
+from tinygrad_cnn.autograd import engine  # noqa: E402
+from tinygrad_cnn.autograd.function import Primitive  # noqa: E402
 from tinygrad_cnn import functional as F  # noqa: E402
 from tinygrad_cnn.models import LeNet5  # noqa: E402
 from tinygrad_cnn.optim import SGD  # noqa: E402
@@ -75,18 +77,19 @@ class OpTimer:
         self._saved: dict = {}
 
     def __enter__(self) -> OpTimer:
-        for fn in set(autograd.Function.registry.values()):
+        for fn in set(Primitive.registry.values()):
             if "forward" in vars(fn):
                 self._saved[fn] = vars(fn)["forward"]
                 fn.forward = staticmethod(self._timed(fn.__name__, fn.forward))
-        self._run_backward = autograd.run_backward
-        autograd.run_backward = self._backward_phase(autograd.run_backward)
+        self._run_backward, self._sgd_step = engine.run_backward, SGD.step
+        engine.run_backward = self._in_phase("backward", engine.run_backward)
+        SGD.step = self._in_phase("optimizer", SGD.step)
         return self
 
     def __exit__(self, *exc: object) -> None:
         for fn, forward in self._saved.items():
             fn.forward = forward
-        autograd.run_backward = self._run_backward
+        engine.run_backward, SGD.step = self._run_backward, self._sgd_step
 
     def _timed(self, name, forward):
         def timed(ctx, *args, **kwargs):
@@ -98,11 +101,11 @@ class OpTimer:
             return out
         return timed
 
-    def _backward_phase(self, run_backward):
+    def _in_phase(self, phase, fn):
         def wrapped(*args, **kwargs):
-            self.phase = "backward"
+            self.phase = phase
             try:
-                return run_backward(*args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
                 self.phase = "forward"
         return wrapped
@@ -130,11 +133,11 @@ def main(args: argparse.Namespace) -> None:
     per_step = {k: 1e3 * v / args.steps for k, v in timer.seconds.items()}
     in_ops = sum(per_step.values())
     recorded = {phase: sum(n for (p, _, _), n in timer.calls.items() if p == phase) // args.steps
-                for phase in ("forward", "backward")}
+                for phase in ("forward", "backward", "optimizer")}
     print(process_setup.describe(args))
     print(f"LeNet-5 training step, batch {args.batch}: median {step_ms:.2f} ms over {args.steps} steps, "
           f"{faults:.0f} minor page faults per step; {recorded['forward']} ops in the forward pass, "
-          f"{recorded['backward']} run by the backward pass")
+          f"{recorded['backward']} run by the backward pass, {recorded['optimizer']} by the optimizer")
     print(f"inside the ops' NumPy code: {in_ops:.2f} ms per step (measured with timers on); "
           f"the rest, about {max(step_ms - in_ops, 0.0):.2f} ms, is Python around the ops\n")
     print("| pass | op | output shape | ms per step | share of the step |")

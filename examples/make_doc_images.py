@@ -26,12 +26,19 @@ def main() -> None:
     render(draw_graph(loss, params=model), out / "lenet5_collapsed.svg")
     render(draw_graph(loss, params=model, collapse=False), out / "lenet5_expanded.svg")
 
-    # after a backward: every layer's output keeps its gradient (a forward hook asks for it)
+    # after a backward: every layer's output keeps its gradient (a forward hook asks for it, and
+    # keeps the output: a graph holds no tensor that its VJPs do not need)
     tg.manual_seed(0)
-    model = LeNet5()
+    model, outputs = LeNet5(), []
+
+    def keep_grad(module, inputs, output):
+        output.retain_grad()
+        outputs.append(output)
+
     for layer in model.children():
-        layer.register_forward_hook(lambda module, inputs, output: output.retain_grad())
-    loss = F.cross_entropy(model(tg.randn(8, 1, 28, 28)), tg.tensor(np.arange(8)))
+        layer.register_forward_hook(keep_grad)
+    images, labels = tg.randn(8, 1, 28, 28), tg.tensor(np.arange(8))
+    loss = F.cross_entropy(model(images), labels)
     loss.backward()
     render(draw_graph(loss, params=model, show_grads=True), out / "lenet5_grads.svg")
 

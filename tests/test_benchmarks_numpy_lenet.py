@@ -29,7 +29,7 @@ def model_and_batch(seed: int, batch: int) -> tuple[LeNet5, np.ndarray, np.ndarr
 
 
 def weights_of(model: LeNet5) -> dict[str, np.ndarray]:
-    return {name: p.data.copy() for name, p in model.named_parameters()}
+    return {name: p.detach().numpy().copy() for name, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize("seed, batch", [(0, 1), (1, 7), (2, 32)])
@@ -45,7 +45,7 @@ def test_loss_and_gradients_equal_tinygrad_cnn(seed, batch):
     for name, p in model.named_parameters():
         assert grads[name].shape == p.shape
         assert grads[name].dtype == np.float64
-        np.testing.assert_allclose(grads[name], p.grad.data, rtol=1e-10, atol=1e-13, err_msg=name)
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=name)
 
 
 def test_train_steps_follow_tinygrad_cnn_sgd():
@@ -62,7 +62,7 @@ def test_train_steps_follow_tinygrad_cnn_sgd():
         optimizer.step()
         assert numpy_lenet.train_step(params, x, y, lr=0.1) == pytest.approx(loss.item(), rel=1e-12)
     for name, p in model.named_parameters():
-        np.testing.assert_allclose(params[name], p.data, rtol=1e-10, atol=1e-13, err_msg=name)
+        np.testing.assert_allclose(params[name], p.detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=name)
 
 
 def test_col2im_is_the_adjoint_of_im2col():

@@ -129,8 +129,8 @@ def test_feature_maps_are_the_conv_outputs():
     conv1 = model.conv1(Tensor(image[None]))
     conv2 = model.conv2(model.pool(conv1.relu()))
     assert (name1, name2) == ("conv1", "conv2")
-    np.testing.assert_array_equal(maps1, conv1.data[0])
-    np.testing.assert_array_equal(maps2, conv2.data[0])
+    np.testing.assert_array_equal(maps1, conv1.detach().numpy()[0])
+    np.testing.assert_array_equal(maps2, conv2.detach().numpy()[0])
     assert len(conv_feature_maps(model, image)) == 2  # the recording hooks of the first call are gone
 
 

@@ -119,7 +119,7 @@ def test_conv2d_matches_reference(config):
     inputs, kwargs = config
     out = F.conv2d(*map(T, inputs), **kwargs)
     expected = conv2d_reference(*inputs, **kwargs)
-    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-10, atol=1e-10)
     if kwargs["padding"] == "same":
         assert out.shape[-2:] == inputs[0].shape[-2:]
 
@@ -218,7 +218,7 @@ POOLS = {"max": (F.max_pool2d, max_pool2d_reference), "avg": (F.avg_pool2d, avg_
 def test_pool_matches_reference(op, data):
     x, kwargs = data.draw(pool_configs(op, max_batch=3, max_channels=4))
     pool, reference = POOLS[op]
-    np.testing.assert_allclose(pool(T(x), **kwargs).data, reference(x, **kwargs), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(pool(T(x), **kwargs).detach().numpy(), reference(x, **kwargs), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("op", POOLS)
@@ -228,7 +228,7 @@ def test_pool_gradcheck(op, data):
     x, kwargs = data.draw(pool_configs(op, values=distinct))
     pool = POOLS[op][0]
     # a dilated window can fall entirely on the padding: its -inf output has no derivative
-    assume(np.isfinite(pool(T(x), **kwargs).data).all())
+    assume(np.isfinite(pool(T(x), **kwargs).detach().numpy()).all())
     assert gradcheck(partial(pool, **kwargs), [T(x)])
 
 
@@ -238,7 +238,7 @@ def test_pool_gradcheck(op, data):
 def test_pool_gradgradcheck(op, data):
     x, kwargs = data.draw(pool_configs(op, max_channels=2, max_side=5, max_kernel=3, values=distinct))
     pool = POOLS[op][0]
-    assume(np.isfinite(pool(T(x), **kwargs).data).all())
+    assume(np.isfinite(pool(T(x), **kwargs).detach().numpy()).all())
     assert gradgradcheck(partial(pool, **kwargs), [T(x)])
 
 
@@ -259,7 +259,7 @@ def arrays_and_dims(draw, low=-10.0, high=10.0):
 @given(arrays_and_dims())
 def test_softmax_is_a_distribution(x_dim):
     x, dim = x_dim
-    probs = F.softmax(T(x), dim).data
+    probs = F.softmax(T(x), dim).detach().numpy()
     assert (probs >= 0).all()
     np.testing.assert_allclose(probs.sum(axis=dim), 1.0, rtol=1e-12)
     np.testing.assert_allclose(probs, np.exp(log_softmax_reference(x, dim)), rtol=1e-10, atol=1e-15)
@@ -268,9 +268,9 @@ def test_softmax_is_a_distribution(x_dim):
 @given(arrays_and_dims())
 def test_log_softmax_matches_reference_and_log_of_softmax(x_dim):
     x, dim = x_dim
-    logp = F.log_softmax(T(x), dim).data
+    logp = F.log_softmax(T(x), dim).detach().numpy()
     np.testing.assert_allclose(logp, log_softmax_reference(x, dim), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(logp, F.softmax(T(x), dim).log().data, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(logp, F.softmax(T(x), dim).log().detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 @given(arrays_and_dims(low=-1e4, high=1e4), st.data())
@@ -289,9 +289,9 @@ def test_softmax_family_is_stable_for_huge_logits(x_dim, data):
         xt = T(x)
         out = fn(xt, dim)
         (gx,) = tg.grad(out, [xt], [Tensor(v)])
-        assert np.isfinite(out.data).all() and np.isfinite(gx.data).all()
-        np.testing.assert_allclose(out.data, value, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(gx.data, vjp, rtol=1e-9, atol=1e-12)
+        assert np.isfinite(out.detach().numpy()).all() and np.isfinite(gx.numpy()).all()
+        np.testing.assert_allclose(out.detach().numpy(), value, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(gx.numpy(), vjp, rtol=1e-9, atol=1e-12)
 
 
 # ================================================================ losses
@@ -347,7 +347,8 @@ def classification_configs(draw, targets=TARGET_KINDS, low=-5.0, high=5.0):
 def test_cross_entropy_matches_reference(config):
     logits, target, kwargs = config
     out = F.cross_entropy(T(logits), Tensor(target), **kwargs)
-    np.testing.assert_allclose(out.data, cross_entropy_reference(logits, target, **kwargs), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), cross_entropy_reference(logits, target, **kwargs),
+                               rtol=1e-10, atol=1e-12)
 
 
 @given(classification_configs(targets=st.just("indices")))
@@ -355,7 +356,7 @@ def test_nll_loss_matches_reference(config):
     logp, target, kwargs = config  # any numbers will do as log-probabilities
     del kwargs["label_smoothing"]
     out = F.nll_loss(T(logp), Tensor(target), **kwargs)
-    np.testing.assert_allclose(out.data, nll_reference(logp, target, **kwargs), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), nll_reference(logp, target, **kwargs), rtol=1e-10, atol=1e-12)
 
 
 @given(st.integers(1, 5).flatmap(lambda n: st.tuples(
@@ -366,7 +367,7 @@ def test_cross_entropy_gradient_is_softmax_minus_one_hot(logits_target):
     x = T(logits)
     F.cross_entropy(x, Tensor(target)).backward()
     softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(x.grad.data, (softmax - np.eye(4)[target]) / len(target), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), (softmax - np.eye(4)[target]) / len(target), rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------- gradcheck of the smooth functions
@@ -448,7 +449,7 @@ def test_conv2d_1x1_kernel_is_a_per_pixel_linear_map():
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((6, 3, 1, 1)), rng.standard_normal(6)
     expected = np.einsum("nchw,oc->nohw", x, w[:, :, 0, 0]) + b[:, None, None]
-    np.testing.assert_allclose(F.conv2d(T(x), T(w), T(b)).data, expected, rtol=1e-12)
+    np.testing.assert_allclose(F.conv2d(T(x), T(w), T(b)).detach().numpy(), expected, rtol=1e-12)
 
 
 def test_conv2d_windows_never_wrap_into_the_next_row():
@@ -459,11 +460,11 @@ def test_conv2d_windows_never_wrap_into_the_next_row():
     w[0, 0, 0, 2] = 1.0
     xt = T(x)
     out = F.conv2d(xt, T(w, requires_grad=False), stride=(1, 2))
-    np.testing.assert_array_equal(out.data, x[:, :, 0:3, 2:5:2])
+    np.testing.assert_array_equal(out.detach().numpy(), x[:, :, 0:3, 2:5:2])
     out.sum().backward()
     expected = np.zeros_like(x)
     expected[:, :, 0:3, 2:5:2] = 1.0
-    np.testing.assert_array_equal(xt.grad.data, expected)
+    np.testing.assert_array_equal(xt.grad.numpy(), expected)
 
 
 def test_conv_transpose_rejects_a_gradient_of_another_geometry():
@@ -483,7 +484,7 @@ def test_conv2d_weight_gradient_sums_the_batch_in_either_orientation(out_channel
     wt = T(w)
     F.conv2d(T(x, requires_grad=False), wt).backward(Tensor(g))
     windows = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))  # (N, C, 3, 3, 2, 2)
-    np.testing.assert_allclose(wt.grad.data, np.einsum("nopq,ncpqij->ocij", g, windows), rtol=1e-12)
+    np.testing.assert_allclose(wt.grad.numpy(), np.einsum("nopq,ncpqij->ocij", g, windows), rtol=1e-12)
 
 
 @pytest.mark.parametrize("channels, filters, kernel, groups, stride", [
@@ -503,12 +504,12 @@ def test_conv2d_of_large_shapes_matches_the_windows_and_its_adjoints(channels, f
                                                        axis=(2, 3))[:, :, ::stride, ::stride]
     by_group = windows.reshape(61, groups, channels // groups, *windows.shape[2:])  # (N, G, C/G, OH, OW, KH, KW)
     expected = np.einsum("ngcpqij,gocij->ngopq", by_group, w.reshape(groups, filters // groups, *w.shape[1:]))
-    np.testing.assert_allclose(out.data, expected.reshape(out.shape), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out.detach().numpy(), expected.reshape(out.shape), rtol=1e-10, atol=1e-10)
     g = rng.standard_normal(out.shape)
     out.backward(Tensor(g))
-    pairing = np.vdot(out.data, g)
-    assert np.vdot(x, xt.grad.data) == pytest.approx(pairing, rel=1e-10)
-    assert np.vdot(w, wt.grad.data) == pytest.approx(pairing, rel=1e-10)
+    pairing = np.vdot(out.detach().numpy(), g)
+    assert np.vdot(x, xt.grad.numpy()) == pytest.approx(pairing, rel=1e-10)
+    assert np.vdot(w, wt.grad.numpy()) == pytest.approx(pairing, rel=1e-10)
 
 
 def test_conv2d_never_holds_its_whole_im2col_columns():
@@ -526,19 +527,19 @@ def test_conv2d_never_holds_its_whole_im2col_columns():
     finally:
         tracemalloc.stop()
     assert x.grad is not None and w.grad is not None
-    assert peak < 12.5 * x.data.nbytes, f"peak {peak / x.data.nbytes:.1f} times the input"
+    assert peak < 12.5 * x.detach().numpy().nbytes, f"peak {peak / x.detach().numpy().nbytes:.1f} times the input"
 
 
 def test_stride_larger_than_kernel_skips_pixels():
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((1, 2, 7, 8)), rng.standard_normal((3, 2, 1, 1))
-    np.testing.assert_allclose(F.conv2d(T(x), T(w), stride=(2, 3)).data,
+    np.testing.assert_allclose(F.conv2d(T(x), T(w), stride=(2, 3)).detach().numpy(),
                                np.einsum("nchw,oc->nohw", x[..., ::2, ::3], w[:, :, 0, 0]), rtol=1e-12)
-    np.testing.assert_array_equal(F.max_pool2d(T(x), 1, stride=(3, 2)).data, x[..., ::3, ::2])
+    np.testing.assert_array_equal(F.max_pool2d(T(x), 1, stride=(3, 2)).detach().numpy(), x[..., ::3, ::2])
     # 2x2 windows 3 apart: rows {0,1}, {3,4} and cols {0,1}, {3,4}, {6,7}
     block_means = np.stack([np.stack([x[..., 3 * i:3 * i + 2, 3 * j:3 * j + 2].mean(axis=(-2, -1))
                                       for j in range(3)], axis=-1) for i in range(2)], axis=-2)
-    np.testing.assert_allclose(F.avg_pool2d(T(x), 2, stride=3).data, block_means, rtol=1e-12)
+    np.testing.assert_allclose(F.avg_pool2d(T(x), 2, stride=3).detach().numpy(), block_means, rtol=1e-12)
 
 
 def test_kernel_as_large_as_the_padded_input_gives_one_output():
@@ -546,14 +547,15 @@ def test_kernel_as_large_as_the_padded_input_gives_one_output():
     x, w = rng.standard_normal((2, 2, 3, 4)), rng.standard_normal((3, 2, 5, 6))
     xpad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     out = F.conv2d(T(x), T(w), padding=1)
-    np.testing.assert_allclose(out.data, np.einsum("nchw,ochw->no", xpad, w)[..., None, None], rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), np.einsum("nchw,ochw->no", xpad, w)[..., None, None], rtol=1e-12)
     assert gradcheck(partial(F.conv2d, padding=1), [T(x), T(w)])
-    np.testing.assert_array_equal(F.max_pool2d(T(x), (3, 4)).data, x.max(axis=(2, 3), keepdims=True))
-    np.testing.assert_allclose(F.avg_pool2d(T(x), (3, 4)).data, x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
+    np.testing.assert_array_equal(F.max_pool2d(T(x), (3, 4)).detach().numpy(), x.max(axis=(2, 3), keepdims=True))
+    np.testing.assert_allclose(F.avg_pool2d(T(x), (3, 4)).detach().numpy(), x.mean(axis=(2, 3), keepdims=True),
+                               rtol=1e-12)
     # a 4x4 window on a 1x1 image padded by 2 on each side: one window, 16 taps, one of them real
     pixel = np.array([[[[3.0]]]])
-    assert F.avg_pool2d(T(pixel), 4, padding=2).data.item() == pytest.approx(3.0 / 16)
-    assert F.avg_pool2d(T(pixel), 4, padding=2, count_include_pad=False).data.item() == pytest.approx(3.0)
+    assert F.avg_pool2d(T(pixel), 4, padding=2).item() == pytest.approx(3.0 / 16)
+    assert F.avg_pool2d(T(pixel), 4, padding=2, count_include_pad=False).item() == pytest.approx(3.0)
 
 
 UNBATCHED = {
@@ -573,8 +575,8 @@ def test_a_batch_of_no_images_gives_empty_outputs_and_zero_weight_gradients(fn):
     assert out.shape[0] == 0
     out.sum().backward()
     assert x.grad.shape == x.shape
-    np.testing.assert_array_equal(w.grad.data, np.zeros(w.shape))
-    np.testing.assert_array_equal(b.grad.data, np.zeros(2))
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros(w.shape))
+    np.testing.assert_array_equal(b.grad.numpy(), np.zeros(2))
 
 
 @pytest.mark.parametrize("fn", UNBATCHED.values(), ids=UNBATCHED.keys())
@@ -584,12 +586,12 @@ def test_unbatched_input_is_a_batch_of_one(fn):
     single, batch = T(x), T(x[None])
     out_single, out_batch = fn(single), fn(batch)
     assert out_single.shape == out_batch.shape[1:]
-    np.testing.assert_array_equal(out_single.data, out_batch.data[0])
+    np.testing.assert_array_equal(out_single.detach().numpy(), out_batch.detach().numpy()[0])
     g = np.random.default_rng(4).standard_normal(out_single.shape)
     out_single.backward(Tensor(g))
     out_batch.backward(Tensor(g[None]))
     assert single.grad.shape == x.shape
-    np.testing.assert_array_equal(single.grad.data, batch.grad.data[0])
+    np.testing.assert_array_equal(single.grad.numpy(), batch.grad.numpy()[0])
 
 
 def test_max_pool_ties_send_the_gradient_to_the_first_max_in_row_major_order():
@@ -600,11 +602,11 @@ def test_max_pool_ties_send_the_gradient_to_the_first_max_in_row_major_order():
     #   top-left {1,1,1,1} -> (0,0)     top-right {1,0,1,2} -> (1,2)
     #   bottom-left {1,1,0,2} -> (2,1)  bottom-right {1,2,2,2} -> (1,2)
     out = F.max_pool2d(x, 2, stride=1)
-    np.testing.assert_array_equal(out.data, [[[[1, 2], [2, 2]]]])
+    np.testing.assert_array_equal(out.detach().numpy(), [[[[1, 2], [2, 2]]]])
     out.backward(Tensor(np.array([[[[1.0, 10.0], [100.0, 1000.0]]]])))
-    np.testing.assert_array_equal(x.grad.data, [[[[1, 0, 0],
-                                                  [0, 0, 1010],
-                                                  [0, 100, 0]]]])
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[1, 0, 0],
+                                                    [0, 0, 1010],
+                                                    [0, 100, 0]]]])
 
 
 def test_max_pool_with_a_window_of_more_than_127_taps():
@@ -614,11 +616,11 @@ def test_max_pool_with_a_window_of_more_than_127_taps():
     x[0, 0, 7, 2] = x[0, 0, 9, 11] = 1.0
     xt = T(x)
     out = F.max_pool2d(xt, (12, 13))
-    assert out.data.item() == 1.0
+    assert out.item() == 1.0
     out.backward(Tensor(np.array([[[[5.0]]]])))
     expected = np.zeros_like(x)
     expected[0, 0, 7, 2] = 5.0
-    np.testing.assert_array_equal(xt.grad.data, expected)
+    np.testing.assert_array_equal(xt.grad.numpy(), expected)
 
 
 def test_max_pool_of_a_window_zeroed_by_relu():
@@ -629,20 +631,20 @@ def test_max_pool_of_a_window_zeroed_by_relu():
     y = F.relu(x)
     y.retain_grad()
     out = F.max_pool2d(y, 2)
-    np.testing.assert_array_equal(out.data, [[[[0, 5]]]])
+    np.testing.assert_array_equal(out.detach().numpy(), [[[[0, 5]]]])
     out.backward(Tensor(np.array([[[[7.0, 11.0]]]])))
-    np.testing.assert_array_equal(y.grad.data, [[[[7, 0, 0, 0], [0, 0, 0, 11]]]])
-    np.testing.assert_array_equal(x.grad.data, [[[[0, 0, 0, 0], [0, 0, 0, 11]]]])
+    np.testing.assert_array_equal(y.grad.numpy(), [[[[7, 0, 0, 0], [0, 0, 0, 11]]]])
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[0, 0, 0, 0], [0, 0, 0, 11]]]])
 
 
+# the functions PyTorch also offers as Tensor methods
 METHODS = {
-    "conv2d": ((np.ones((2, 1, 2, 2)),), {"padding": 1}),
-    "max_pool2d": ((2,), {"stride": 1}),
-    "avg_pool2d": ((2,), {"padding": 1}),
     "softmax": ((1,), {}),
     "log_softmax": ((-1,), {}),
-    "leaky_relu": ((0.2,), {}),
-    "linear": ((np.ones((3, 4)),), {}),
+    "relu": ((), {}),
+    "sigmoid": ((), {}),
+    "tanh": ((), {}),
+    "flatten": ((1,), {}),
 }
 
 
@@ -651,8 +653,8 @@ def test_tensor_methods_are_the_functions(name):
     x = np.random.default_rng(5).standard_normal((2, 1, 3, 4))
     args, kwargs = METHODS[name]
     args = [T(a) if isinstance(a, np.ndarray) else a for a in args]
-    np.testing.assert_array_equal(getattr(T(x), name)(*args, **kwargs).data,
-                                  getattr(F, name)(T(x), *args, **kwargs).data)
+    np.testing.assert_array_equal(getattr(T(x), name)(*args, **kwargs).detach().numpy(),
+                                  getattr(F, name)(T(x), *args, **kwargs).detach().numpy())
 
 
 FLOAT32_CALLS = {
@@ -680,9 +682,9 @@ def test_float32_stays_float32(fn):
 def test_dropout_is_the_identity_when_not_training_or_p_is_0(p, training):
     x = T(np.random.default_rng(6).standard_normal((3, 4)))
     out = F.dropout(x, p, training=training)
-    np.testing.assert_array_equal(out.data, x.data)
+    np.testing.assert_array_equal(out.detach().numpy(), x.detach().numpy())
     out.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, np.ones((3, 4)))
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((3, 4)))
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
@@ -691,22 +693,22 @@ def test_dropout_keeps_about_1_minus_p_and_rescales_them(p):
     tg.manual_seed(0)
     x = T(np.random.default_rng(7).uniform(1.0, 2.0, n))  # never 0, so a dropped element is visible
     out = F.dropout(x, p, training=True)
-    kept = out.data != 0
+    kept = out.detach().numpy() != 0
     # the kept count is Binomial(n, 1 - p): within 5 standard deviations
     assert abs(kept.mean() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
-    np.testing.assert_allclose(out.data[kept], x.data[kept] / (1 - p), rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy()[kept], x.detach().numpy()[kept] / (1 - p), rtol=1e-12)
     out.sum().backward()
-    np.testing.assert_allclose(x.grad.data, kept / (1 - p), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), kept / (1 - p), rtol=1e-12)
 
 
 def test_dropout_with_p_1_drops_everything():
-    assert not F.dropout(T(np.ones(100)), 1.0).data.any()
+    assert not F.dropout(T(np.ones(100)), 1.0).detach().numpy().any()
 
 
 def test_manual_seed_makes_dropout_reproducible():
     def masks(seed):
         tg.manual_seed(seed)
-        return F.dropout(T(np.ones(1000)), 0.5).data
+        return F.dropout(T(np.ones(1000)), 0.5).detach().numpy()
 
     np.testing.assert_array_equal(masks(42), masks(42))
     assert (masks(42) != masks(43)).any()

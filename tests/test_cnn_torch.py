@@ -33,7 +33,7 @@ from tinygrad_cnn.testing import arrays
 def as_numpy(t) -> np.ndarray | None:
     if t is None:
         return None
-    return t.data if isinstance(t, Tensor) else t.detach().numpy()
+    return t.detach().numpy() if isinstance(t, Tensor) else t.detach().numpy()
 
 
 def assert_close(ours, theirs, what: str, shape: tuple[int, ...]) -> None:

@@ -48,7 +48,7 @@ def test_any_input_layout_gives_the_same_values_and_gradients(layer, order, grad
         out = LAYERS[layer](x, w)
         g = np.random.default_rng(seed + 1).standard_normal(out.shape)
         out.backward(Tensor(laid_out(g, grad_order if x_order == order else (0, 1, 2, 3))))
-        results.append((out.data, x.grad.data, w.grad.data if w.grad is not None else None))
+        results.append((out.detach().numpy(), x.grad.numpy(), w.grad.numpy() if w.grad is not None else None))
     (out_a, dx_a, dw_a), (out_b, dx_b, dw_b) = results
     np.testing.assert_allclose(out_b, out_a, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx_b, dx_a, rtol=1e-12, atol=1e-12)
@@ -66,8 +66,8 @@ def test_a_convolution_hands_its_batch_innermost_layout_on_through_relu_and_pool
     conv = F.conv2d(x, w, padding=2)
     relu = F.relu(conv)
     pooled = F.max_pool2d(relu, 2)
-    assert conv.shape == (8, 6, 12, 12) and all(batch_innermost(t.data) for t in (conv, relu, pooled))
+    assert conv.shape == (8, 6, 12, 12) and all(batch_innermost(t.detach().numpy()) for t in (conv, relu, pooled))
     seen = []
-    relu.register_hook(lambda g: seen.append(g.data))
+    relu.register_hook(lambda g: seen.append(g.numpy()))
     pooled.flatten(1).sum().backward()
     assert len(seen) == 1 and batch_innermost(seen[0])

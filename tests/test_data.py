@@ -35,7 +35,7 @@ def numbered(n: int, features: tuple[int, ...] = (3,)) -> TensorDataset:
 def epoch_ids(batches) -> np.ndarray:
     """The sample indices an epoch (a loader, or the rest of an iterator) visits, in order
     (labels of a `numbered` dataset)."""
-    return np.concatenate([y.data for _, y in batches] or [np.zeros(0, np.int64)])
+    return np.concatenate([y.numpy() for _, y in batches] or [np.zeros(0, np.int64)])
 
 
 def epochs(loader: DataLoader, k: int) -> list[list[int]]:
@@ -52,7 +52,7 @@ def test_tensor_dataset_item_i_is_row_i_of_each_tensor(n, features, data):
     i = data.draw(st.integers(-n, n - 1), label="i")
     xi, yi = ds[i]
     assert len(ds) == n and isinstance(yi, Tensor) and yi.dtype == np.int64
-    np.testing.assert_array_equal(xi.data, x[i])
+    np.testing.assert_array_equal(xi.numpy(), x[i])
     assert yi.item() == labels[i]
 
 
@@ -102,7 +102,7 @@ def test_loader_batches_like_torch_and_visits_each_sample_once(n, batch_size, dr
     assert [len(y) for _, y in batches] == [len(b) for b in reference]
     for x, y in batches:
         assert x.shape == (len(y), 2, 3) and x.dtype == np.float32 and y.dtype == np.int64
-        np.testing.assert_array_equal(x.data, ds.tensors[0].data[y.data])  # features travel with their label
+        np.testing.assert_array_equal(x.numpy(), ds.tensors[0].numpy()[y.numpy()])  # features travel with their label
     ids = epoch_ids(loader)
     kept = n - n % batch_size if drop_last else n
     assert len(ids) == len(set(ids.tolist())) == kept  # no sample twice, none lost but the dropped tail
@@ -114,9 +114,9 @@ def test_loader_batches_are_fresh_arrays_without_grad():
     """Editing a batch must not edit the dataset, and data never joins the autograd graph."""
     ds = TensorDataset(tg.ones(4, 2, requires_grad=True))
     (x,) = next(iter(DataLoader(ds, batch_size=4)))
-    x.data[...] = 5.0
+    x.detach().numpy()[...] = 5.0
     assert not x.requires_grad and x.grad_fn is None
-    np.testing.assert_array_equal(ds.tensors[0].data, np.ones((4, 2)))
+    np.testing.assert_array_equal(ds.tensors[0].detach().numpy(), np.ones((4, 2)))
 
 
 class Records(Dataset):
@@ -142,7 +142,7 @@ def test_generic_dataset_items_are_collated_field_by_field():
     assert [len(b.label) for b in batches] == [3, 3, 1]
     first = batches[0]
     assert isinstance(first, Records.Item)
-    np.testing.assert_array_equal(first.pixels.data, ds.pixels[:3])
+    np.testing.assert_array_equal(first.pixels.numpy(), ds.pixels[:3])
     assert first.pixels.dtype == np.float64  # arrays keep their dtype
     assert first.label.dtype == np.int64 and first.label.tolist() == [0, 1, 2]
     assert first.weight.dtype == np.float32 and first.weight.tolist() == [0.0, 0.5, 1.0]  # as tg.tensor reads floats
@@ -183,7 +183,7 @@ def test_tensor_dataset_subclass_with_its_own_getitem_is_respected():
 
     ds = Shifted(np.zeros((4, 2), dtype=np.float32), np.arange(4))
     x, y = next(iter(DataLoader(ds, batch_size=4)))
-    np.testing.assert_array_equal(x.data, np.full((4, 2), 100.0))
+    np.testing.assert_array_equal(x.numpy(), np.full((4, 2), 100.0))
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
@@ -447,10 +447,10 @@ def test_digits_dataset_scales_and_normalises(dtype, normalize):
     if normalize:
         expected = (expected - 0.1307) / 0.3081
     assert x.shape == (1000, 1, 28, 28) and x.dtype == dtype and y.dtype == np.int64
-    np.testing.assert_allclose(x.data, expected, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(y.data, labels)
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(y.numpy(), labels)
     if normalize:  # the subset's own statistics are close to MNIST's
-        assert abs(x.data.mean()) < 0.05 and abs(x.data.std() - 1) < 0.05
+        assert abs(x.numpy().mean()) < 0.05 and abs(x.numpy().std() - 1) < 0.05
     images_batch, labels_batch = next(iter(DataLoader(ds, batch_size=64, shuffle=True, seed=0)))
     assert images_batch.shape == (64, 1, 28, 28) and labels_batch.shape == (64,)
 

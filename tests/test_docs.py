@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tinygrad_cnn import Function
+from tinygrad_cnn.autograd.function import Primitive
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted(ROOT.glob("docs/*.md")) + [p for p in [ROOT / "README.md"] if p.exists()]
@@ -71,15 +71,15 @@ def test_python_blocks_parser():
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """Blocks run in a temporary directory with a non-interactive plotting backend, and ops
-    they define do not stay in Function.registry for the rest of the test session."""
+    they define do not stay in Primitive.registry for the rest of the test session."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     if "matplotlib" in sys.modules:  # already imported by another test: the variable comes too late
         sys.modules["matplotlib"].use("Agg")
-    registry = dict(Function.registry)
+    registry = dict(Primitive.registry)
     yield
-    Function.registry.clear()
-    Function.registry.update(registry)
+    Primitive.registry.clear()
+    Primitive.registry.update(registry)
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
 

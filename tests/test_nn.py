@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 
 def close(ours, theirs, what: str) -> None:
     """Equal to float64 rounding."""
-    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=what)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=what)
 
 
 def copy_state(ours: nn.Module, theirs) -> None:
@@ -133,11 +133,11 @@ def test_dropout_in_training_zeroes_a_fraction_p_and_scales_the_rest():
     tg.manual_seed(0)
     x = Tensor(np.full((200, 500), 2.0), requires_grad=True)
     y = nn.Dropout(0.3)(x)
-    kept = y.data != 0
+    kept = y.detach().numpy() != 0
     assert abs(kept.mean() - 0.7) < 0.01  # 100,000 draws: the standard error is 0.0015
-    np.testing.assert_allclose(y.data[kept], 2.0 / 0.7)
+    np.testing.assert_allclose(y.detach().numpy()[kept], 2.0 / 0.7)
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.data, kept / 0.7)
+    np.testing.assert_allclose(x.grad.numpy(), kept / 0.7)
 
 
 # ================================================================ Module
@@ -296,8 +296,8 @@ def test_state_dict_shares_memory_and_is_detached():
     model = nn.Linear(2, 2)
     state = model.state_dict()
     assert not state["weight"].requires_grad
-    state["weight"].data[0, 0] = 42.0
-    assert model.weight.data[0, 0] == 42.0
+    state["weight"].detach().numpy()[0, 0] = 42.0
+    assert model.weight.detach().numpy()[0, 0] == 42.0
 
 
 def test_load_state_dict_round_trip_gives_equal_outputs():
@@ -308,12 +308,12 @@ def test_load_state_dict_round_trip_gives_equal_outputs():
     tg.manual_seed(1)
     fresh = make_net(nn).eval()
     x = Tensor(randn(2, 1, 6, 6, seed=5).astype(np.float32))
-    assert not np.allclose(fresh(x).data, model(x).data)
+    assert not np.allclose(fresh(x).detach().numpy(), model(x).detach().numpy())
     assert fresh.load_state_dict(model.state_dict()) == ([], [])
-    np.testing.assert_array_equal(fresh(x).data, model(x).data)
+    np.testing.assert_array_equal(fresh(x).detach().numpy(), model(x).detach().numpy())
     for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
-        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
-        assert not np.shares_memory(a.data, b.data), f"{name} was shared, not copied"
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+        assert not np.shares_memory(a.numpy(), b.numpy()), f"{name} was shared, not copied"
 
 
 def test_state_dict_round_trip_through_npz(tmp_path):
@@ -326,7 +326,7 @@ def test_state_dict_round_trip_through_npz(tmp_path):
     with np.load(path) as saved:
         fresh.load_state_dict(saved)
     x = Tensor(randn(3, 1, 28, 28).astype(np.float32))
-    np.testing.assert_array_equal(fresh(x).data, model(x).data)
+    np.testing.assert_array_equal(fresh(x).detach().numpy(), model(x).detach().numpy())
 
 
 def model_with_bn():
@@ -349,7 +349,7 @@ def test_load_state_dict_not_strict_returns_the_keys_and_loads_the_rest():
     assert result.missing_keys == ["0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
                                    "1.num_batches_tracked"]
     assert result.unexpected_keys == ["extra"]
-    np.testing.assert_array_equal(model[0].weight.data, 0.5)
+    np.testing.assert_array_equal(model[0].weight.detach().numpy(), 0.5)
     assert model[0].weight.dtype == np.float32
 
 
@@ -362,7 +362,7 @@ def test_load_state_dict_shape_mismatch_names_the_key_and_changes_nothing(strict
     with pytest.raises(RuntimeError, match=r"size mismatch for 1\.running_mean.*\(3,\).*\(2,\)"):
         model.load_state_dict(state, strict=strict)
     for name, value in model.state_dict().items():
-        np.testing.assert_array_equal(value.data, before[name], err_msg=name)
+        np.testing.assert_array_equal(value.numpy(), before[name], err_msg=name)
 
 
 def test_state_dict_loads_into_torch_and_back():
@@ -374,7 +374,7 @@ def test_state_dict_loads_into_torch_and_back():
     back = make_net(nn)
     back.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     for (name, a), b in zip(ours.state_dict().items(), back.state_dict().values()):
-        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
 
 
 # ================================================================ init
@@ -389,7 +389,7 @@ def big_tensor(seed: int = 0) -> Tensor:
 
 
 def assert_uniform(t: Tensor, bound: float) -> None:
-    a = t.data
+    a = t.detach().numpy()
     assert np.abs(a).max() <= bound
     assert np.abs(a).max() > 0.999 * bound
     assert abs(a.mean()) < 0.01 * bound
@@ -397,7 +397,7 @@ def assert_uniform(t: Tensor, bound: float) -> None:
 
 
 def assert_normal(t: Tensor, mean: float, std: float) -> None:
-    a = t.data
+    a = t.detach().numpy()
     assert abs(a.mean() - mean) < 0.01 * std
     assert a.std() == pytest.approx(std, rel=0.01)
     assert np.mean(np.abs(a - mean) < std) == pytest.approx(0.6827, abs=0.005)
@@ -424,13 +424,13 @@ def test_xavier_uniform_zeros_and_normal():
     assert_uniform(init.xavier_uniform_(big_tensor(), gain=2.0), 2.0 * math.sqrt(6 / (FAN_IN + FAN_OUT)))
     assert_normal(init.normal_(big_tensor(), mean=2.0, std=3.0), 2.0, 3.0)
     t = init.zeros_(init.normal_(big_tensor()))
-    assert not t.data.any() and t.dtype == np.float64
+    assert not t.detach().numpy().any() and t.dtype == np.float64
 
 
 def test_init_is_reproducible_from_the_seed():
     a, b, c = (init.kaiming_uniform_(big_tensor(seed)) for seed in (7, 7, 8))
-    np.testing.assert_array_equal(a.data, b.data)
-    assert not np.array_equal(a.data, c.data)
+    np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    assert not np.array_equal(a.detach().numpy(), c.detach().numpy())
 
 
 @pytest.mark.parametrize("make,fan_in", [(lambda nn: nn.Linear(600, 300), 600),
@@ -444,10 +444,11 @@ def test_default_init_of_linear_and_conv2d_as_torch(make, fan_in):
     bound = 1 / math.sqrt(fan_in)
     assert ours.weight.dtype == ours.bias.dtype == np.float32
     assert_uniform(ours.weight, bound)
-    assert np.abs(ours.bias.data).max() <= bound
-    assert ours.weight.data.std() == pytest.approx(theirs.weight.detach().numpy().std(), rel=0.01)
+    assert np.abs(ours.bias.detach().numpy()).max() <= bound
+    assert ours.weight.detach().numpy().std() == pytest.approx(theirs.weight.detach().numpy().std(), rel=0.01)
     # the biases are few: only their range is compared with torch's
-    assert np.abs(ours.bias.data).max() == pytest.approx(np.abs(theirs.bias.detach().numpy()).max(), rel=0.1)
+    assert (np.abs(ours.bias.detach().numpy()).max()
+            == pytest.approx(np.abs(theirs.bias.detach().numpy()).max(), rel=0.1))
 
 
 def test_init_bad_input():
@@ -462,7 +463,7 @@ def test_init_bad_input():
 def test_zero_element_layer_initialises_with_a_warning_as_torch():
     with pytest.warns(UserWarning, match="zero-element"):
         layer = nn.Linear(0, 3)
-    np.testing.assert_array_equal(layer.bias.data, 0.0)  # the bound 1/sqrt(fan_in) is taken as 0
+    np.testing.assert_array_equal(layer.bias.detach().numpy(), 0.0)  # the bound 1/sqrt(fan_in) is taken as 0
     assert layer(Tensor(np.zeros((2, 0), np.float32))).shape == (2, 3)
 
 
@@ -532,7 +533,7 @@ def test_lenet5_overfits_one_batch():
         optimizer.step()
     model.eval()
     with tg.no_grad():
-        accuracy = (model(x).argmax(1).data == y.data).mean()
+        accuracy = (model(x).argmax(1).numpy() == y.numpy()).mean()
     assert accuracy == 1.0, f"accuracy {accuracy}, last loss {loss.item():.3f}"
 
 
@@ -560,4 +561,4 @@ def test_batchnorm2d_one_value_per_channel_is_fine_in_eval_mode():
     x = Tensor(np.ones((1, 3, 1, 1), np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_allclose(bn(x).data, 1 / math.sqrt(1 + 1e-5), rtol=1e-6)
+        np.testing.assert_allclose(bn(x).detach().numpy(), 1 / math.sqrt(1 + 1e-5), rtol=1e-6)

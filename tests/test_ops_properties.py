@@ -1,6 +1,6 @@
 """Every primitive op in one table, and the properties every op must have.
 
-Each row of `TABLE` names a `Function` of `tinygrad_cnn.ops` and says
+Each row of `TABLE` names a `Primitive` of `tinygrad_cnn.ops` and says
   - how to draw its inputs and op arguments (hypothesis),
   - how to call it through the public API,
   - what a plain NumPy reference says the forward is.
@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygrad_cnn as tg
-from tinygrad_cnn import Function, Tensor, gradcheck, gradgradcheck, ops
+from tinygrad_cnn import Tensor, gradcheck, gradgradcheck, ops
+from tinygrad_cnn.autograd.function import Primitive
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.testing import (
     arrays,
@@ -59,7 +60,7 @@ class OpCase:
     """A row of the table: `call(*inputs, **params)` runs `op` through the public API and
     must equal `reference(*arrays, **params)`, written in plain NumPy."""
     name: str
-    op: type[Function]
+    op: type[Primitive]
     example: st.SearchStrategy = field(repr=False)
     call: Callable[..., Tensor] = field(repr=False)
     reference: Callable[..., np.ndarray] = field(repr=False)
@@ -256,6 +257,31 @@ def indices(draw, shape: tuple[int, ...]) -> tuple:
 def getitem_example(draw) -> Example:
     shape = draw(small_shapes)
     return example(draw(tensors(shape)), index=draw(indices(shape)))
+
+
+@st.composite
+def setitem_example(draw) -> Example:
+    """x, an index that picks each element at most once (NumPy and PyTorch both leave it open
+    which of two writes to one element wins), and values of x[index]'s shape or a single value."""
+    shape = draw(small_shapes)
+    index = draw(indices(shape))
+    picked = np.arange(numel(shape)).reshape(shape)[index]
+    assume(np.unique(picked).size == picked.size)
+    values_shape = draw(st.sampled_from([picked.shape, ()]))
+    return example(draw(tensors(shape)), draw(tensors(values_shape)), index=index)
+
+
+def setitem(x: Tensor, values: Tensor, *, index: tuple) -> Tensor:
+    """x with values written at index, out of place for the caller: h = x * 1; h[index] = values."""
+    h = x * 1.0
+    h[index] = values
+    return h
+
+
+def setitem_reference(a, values, *, index):
+    out = a.copy()
+    out[index] = values
+    return out
 
 
 @st.composite
@@ -580,6 +606,7 @@ TABLE = [
            lambda a, *, dims: a.transpose([d % a.ndim for d in dims])),
     OpCase("Expand", ops.Expand, expand_example(), lambda x, *, sizes: x.expand(*sizes), expand_reference),
     OpCase("GetItem", ops.GetItem, getitem_example(), lambda x, *, index: x[index], lambda a, *, index: a[index]),
+    OpCase("SetItem", ops.SetItem, setitem_example(), setitem, setitem_reference),
     OpCase("IndexAdd", ops.IndexAdd, index_add_example(), getitem_vjp, index_add_reference),
     OpCase("Pad", ops.Pad, pad_example(), lambda x, *, pad, value: F.pad(x, pad, value=value), pad_reference),
     OpCase("Cat", ops.Cat, cat_example(), lambda *xs, dim: tg.cat(xs, dim), cat_reference),
@@ -606,16 +633,16 @@ table = pytest.mark.parametrize("case", TABLE, ids=lambda case: case.name)
 TABLE_EXAMPLES = settings(max_examples=100)
 
 
-def ops_in_graph(out: Tensor) -> set[type[Function]]:
+def ops_in_graph(out: Tensor) -> set[type[Primitive]]:
     """Every op recorded in the graph that produced `out`."""
     found, seen, stack = set(), set(), [out.grad_fn]
     while stack:
-        ctx = stack.pop()
-        if ctx is None or id(ctx) in seen:
+        node = stack.pop()
+        if node is None or node in seen:
             continue
-        seen.add(id(ctx))
-        found.add(ctx.fn)
-        stack.extend(t.grad_fn for t in ctx.inputs)
+        seen.add(node)
+        found.add(getattr(node, "fn", None))
+        stack.extend(n for n, _ in node.next_functions)
     return found
 
 
@@ -628,11 +655,11 @@ def test_forward_matches_numpy(case: OpCase, data):
     """The op computes what the NumPy reference says (and the row really runs its op)."""
     inputs, params = data.draw(case.example, label="example")
     out = case.call(*inputs, **params)
-    expected = case.reference(*[x.data.copy() for x in inputs], **params)
+    expected = case.reference(*[x.detach().numpy().copy() for x in inputs], **params)
     assert case.op in ops_in_graph(out), f"{case.name} never runs {case.op.__name__}"
     assert out.dtype == np.float64
     assert out.shape == np.shape(expected)
-    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
 @table
@@ -660,14 +687,14 @@ def test_every_op_has_a_row():
     # import every module of the package, so an op in a module nobody imports yet still counts
     for module in pkgutil.walk_packages(ops.__path__, ops.__name__ + "."):
         importlib.import_module(module.name)
-    assert ops_without_a_row(Function.registry) == set()
+    assert ops_without_a_row(Primitive.registry) == set()
 
 
 def test_a_new_op_without_a_row_is_caught():
     """The meta-test can fail: a class from the ops package that no row names is reported."""
     softplus = type("Softplus", (), {"__module__": "tinygrad_cnn.ops.elementwise"})
     elsewhere = type("MyOp", (), {"__module__": "my_project.ops"})
-    assert ops_without_a_row({**Function.registry, "Softplus": softplus, "MyOp": elsewhere}) == {"Softplus"}
+    assert ops_without_a_row({**Primitive.registry, "Softplus": softplus, "MyOp": elsewhere}) == {"Softplus"}
 
 
 # ================================================================ broadcasting, every binary op
@@ -711,14 +738,14 @@ def test_binary_op_broadcasts_and_sums_gradients_back(name, data):
     out = rule.call(*operands)
     expected = rule.forward(x, y)
     assert out.shape == expected.shape
-    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
 
     leaves = [(t, d) for t, d in zip(operands, rule.partials(x, y)) if isinstance(t, Tensor) and t.requires_grad]
     v = np.random.default_rng(0).standard_normal(out.shape)
     found = tg.grad(out, [t for t, _ in leaves], Tensor(v))
     for (t, partial), g in zip(leaves, found):
         assert g.shape == t.shape
-        np.testing.assert_allclose(g.data, sum_to_shape(v * partial, t.shape), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(g.numpy(), sum_to_shape(v * partial, t.shape), rtol=1e-10, atol=1e-12)
 
 
 # ================================================================ matmul's rules
@@ -745,7 +772,8 @@ def test_matmul_follows_pytorch_rules(rule, nkm, batches, data):
     x, y = data.draw(tensors(x_shape), label="x"), data.draw(tensors(y_shape), label="y")
     out = x @ y
     assert out.shape == out_shape
-    np.testing.assert_allclose(out.data, np.matmul(x.data, y.data), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), np.matmul(x.detach().numpy(), y.detach().numpy()),
+                               rtol=1e-12, atol=1e-12)
     assert gradcheck(operator.matmul, [x, y])
 
 
@@ -787,7 +815,7 @@ def test_amax_splits_the_gradient_evenly_among_ties(sign, data):
         winners = [i for i in members if sign * a[i] == best]
         for i in winners:
             expected[i] = v_k / len(winners)
-    np.testing.assert_allclose(g.data, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g.numpy(), expected, rtol=1e-12, atol=1e-15)
 
 
 @extremum
@@ -808,9 +836,9 @@ def test_max_over_a_dim_gives_the_gradient_to_the_first_extremum(sign, data):
         winner = next(i for i in members if sign * a[i] == best)  # members run along the dim in order
         expected[winner] = v_k
         first.append(winner[axis])
-    np.testing.assert_allclose(g.data, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g.numpy(), expected, rtol=1e-12, atol=1e-15)
     assert indices.shape == values.shape
-    np.testing.assert_array_equal(indices.data.ravel(), first)
+    np.testing.assert_array_equal(indices.numpy().ravel(), first)
 
 
 @extremum
@@ -823,8 +851,8 @@ def test_maximum_splits_the_gradient_in_half_at_ties(sign, data):
     v = np.random.default_rng(3).standard_normal(shape)
     gx, gy = tg.grad(out, [x, y], Tensor(v))
     x_share = np.where(sign * a > sign * b, 1.0, np.where(a == b, 0.5, 0.0))
-    np.testing.assert_allclose(gx.data, v * x_share, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(gy.data, v * (1 - x_share), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gx.numpy(), v * x_share, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gy.numpy(), v * (1 - x_share), rtol=1e-12, atol=1e-15)
 
 
 def test_max_over_the_dim_of_a_0d_tensor():
@@ -846,11 +874,11 @@ def test_cast_converts_forward_and_casts_the_gradient_back(source, target, data)
     x = Tensor(a, requires_grad=True)
     y = x.to(target)
     assert y.dtype == target
-    np.testing.assert_array_equal(y.data, a.astype(target))
+    np.testing.assert_array_equal(y.detach().numpy(), a.astype(target))
     v = data.draw(arrays(y.shape), label="cotangent").astype(target)
     (g,) = tg.grad(y, x, Tensor(v))
     assert g.dtype == source  # the gradient of an input always has the input's dtype
-    np.testing.assert_array_equal(g.data, v.astype(source))
+    np.testing.assert_array_equal(g.numpy(), v.astype(source))
 
 
 @pytest.mark.parametrize("target", [np.int64, np.bool_])

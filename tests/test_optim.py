@@ -32,13 +32,13 @@ def set_gradients(ours: list[Tensor], theirs: list, step: int) -> None:
         if (i, step) in NO_GRAD_AT:
             p.grad, q.grad = None, None
         else:
-            p.grad = Tensor(gradient(p.data, step))
+            p.grad = Tensor(gradient(p.detach().numpy(), step))
             q.grad = torch.from_numpy(gradient(q.detach().numpy(), step))
 
 
 def assert_params_equal(ours: list[Tensor], theirs: list, what: str) -> None:
     for i, (p, q) in enumerate(zip(ours, theirs)):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12,
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-10, atol=1e-12,
                                    err_msg=f"parameter {i} {what}")
 
 
@@ -53,7 +53,7 @@ def check_against_torch(make, steps: int = 10) -> None:
         optimizer.step()
         torch_optimizer.step()
         assert_params_equal(ours, theirs, f"after step {step + 1}")
-    assert not np.allclose(ours[0].data, arrays[0]), "the parameters did not move"
+    assert not np.allclose(ours[0].detach().numpy(), arrays[0]), "the parameters did not move"
 
 
 # ================================================================ SGD
@@ -150,8 +150,8 @@ def test_zero_grad():
     optimizer = optim.SGD([a, b, c], lr=0.1)
     a.grad, b.grad = Tensor(np.full(2, 3.0)), Tensor(np.full(2, 4.0))
     optimizer.zero_grad(set_to_none=False)
-    np.testing.assert_array_equal(a.grad.data, 0.0)
-    np.testing.assert_array_equal(b.grad.data, 0.0)
+    np.testing.assert_array_equal(a.grad.numpy(), 0.0)
+    np.testing.assert_array_equal(b.grad.numpy(), 0.0)
     assert c.grad is None
     optimizer.zero_grad()
     assert a.grad is None and b.grad is None
@@ -172,13 +172,13 @@ def test_resuming_from_state_dict_takes_the_same_steps(case):
 
     def step(optimizer, params, i):
         for j, p in enumerate(params):
-            p.grad = None if (j, i) in NO_GRAD_AT else Tensor(gradient(p.data, i))
+            p.grad = None if (j, i) in NO_GRAD_AT else Tensor(gradient(p.detach().numpy(), i))
         optimizer.step()
 
     for i in range(5):
         step(optimizer, params, i)
     saved = optimizer.state_dict()
-    copies = [nn.Parameter(p.data.copy()) for p in params]
+    copies = [nn.Parameter(p.detach().numpy().copy()) for p in params]
     resumed = make(optim, copies)
     for group in resumed.param_groups:  # the saved hyperparameters must win
         group["lr"] = 123.0
@@ -189,7 +189,7 @@ def test_resuming_from_state_dict_takes_the_same_steps(case):
         if i > 5:
             step(optimizer, params, i)
     for p, q in zip(params, copies):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
     for name, values in saved["state"][0].items():  # the saved state is a snapshot, not a view
         if isinstance(values, np.ndarray):
             assert not np.array_equal(values, optimizer.state_dict()["state"][0][name]), name

@@ -20,7 +20,7 @@ def assert_matches(t: Tensor, expected) -> None:
     expected = np.asarray(expected)
     assert isinstance(t, Tensor)
     assert t.shape == expected.shape
-    np.testing.assert_allclose(t.data, expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(t.detach().numpy(), expected, rtol=1e-6, atol=1e-12)
 
 
 def mentions(*words: str) -> str:
@@ -49,7 +49,7 @@ def test_constructor_dtypes(data, dtype):
     """Python floats -> float32, NumPy keeps its dtype, ints -> int64, bools -> bool."""
     t = Tensor(data)
     assert t.dtype == dtype
-    np.testing.assert_array_equal(t.data, np.asarray(data))
+    np.testing.assert_array_equal(t.numpy(), np.asarray(data))
 
 
 @pytest.mark.parametrize("make", [
@@ -60,7 +60,7 @@ def test_constructor_dtypes(data, dtype):
 def test_dtype_argument_converts(make):
     t = make()
     assert t.dtype == np.float64
-    np.testing.assert_array_equal(t.data, [1.0, 2.0])
+    np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])
 
 
 @pytest.mark.parametrize("make", [
@@ -79,23 +79,26 @@ def test_constructor_copies_numpy_input():
     a = np.array([1.0, 2.0])
     t = Tensor(a)
     a[0] = 5.0
-    assert t.data[0] == 1.0
+    assert t.numpy()[0] == 1.0
 
 
-def test_data_is_the_numpy_array_and_sgd_updates_it_in_place():
+def test_data_is_a_detached_tensor_on_the_same_memory_and_sgd_updates_through_it():
     p = Tensor([1.0, 2.0], requires_grad=True)
     (p * p).sum().backward()
     data = p.data
-    assert isinstance(data, np.ndarray)
-    p.data -= 0.1 * p.grad.data  # p <- p - 0.1 * 2p
-    assert p.data is data
-    np.testing.assert_allclose(p.data, [0.8, 1.6], rtol=1e-6)
-    assert (p * 1.0).data[1] == pytest.approx(1.6)  # the next forward sees the update
+    assert isinstance(data, Tensor) and not data.requires_grad and data.grad_fn is None
+    assert np.shares_memory(data.numpy(), p.detach().numpy())
+    p.data -= 0.1 * p.grad  # p <- p - 0.1 * 2p, in place: p stays the same leaf
+    assert p.is_leaf and p.requires_grad
+    np.testing.assert_allclose(p.detach().numpy(), [0.8, 1.6], rtol=1e-6)
+    assert (p * 1.0)[1].item() == pytest.approx(1.6)  # the next forward sees the update
+    p.data = Tensor([7.0])  # swaps the storage, the shape may change
+    assert p.shape == (1,) and p.requires_grad
 
 
 def test_numpy_item_tolist():
     t = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]))
-    assert np.shares_memory(t.numpy(), t.data)
+    assert np.shares_memory(t.numpy(), t.detach().numpy())
     assert t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert t[1, 0].item() == 3.0 and type(t[1, 0].item()) is float
     assert type(Tensor(3).item()) is int and type(Tensor(True).item()) is bool
@@ -118,7 +121,7 @@ def test_iteration_yields_rows_and_carries_gradients():
     x = Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
     rows = list(x)
     assert len(rows) == 3
-    for row, expected in zip(rows, x.data):
+    for row, expected in zip(rows, x.detach().numpy()):
         assert_matches(row, expected)
     sum(rows).sum().backward()  # Python's sum: 0 + row0 + row1 + row2
     assert_matches(x.grad, np.ones((3, 2)))
@@ -148,7 +151,7 @@ def test_factories_take_sizes_both_ways(factory, size):
 
 @pytest.mark.parametrize("factory, fill", [(tg.zeros, 0.0), (tg.ones, 1.0)])
 def test_zeros_ones(factory, fill):
-    np.testing.assert_array_equal(factory(2, 3).data, np.full((2, 3), fill))
+    np.testing.assert_array_equal(factory(2, 3).numpy(), np.full((2, 3), fill))
     t = factory(3, dtype=tg.float64, requires_grad=True)
     assert t.dtype == np.float64 and t.requires_grad
 
@@ -157,7 +160,7 @@ def test_zeros_ones(factory, fill):
 def test_full_follows_the_fill_value(fill, dtype):
     t = tg.full((2, 3), fill)
     assert t.dtype == dtype
-    np.testing.assert_array_equal(t.data, np.full((2, 3), fill))
+    np.testing.assert_array_equal(t.numpy(), np.full((2, 3), fill))
     assert tg.full((2,), fill, dtype=tg.float64).dtype == np.float64
 
 
@@ -166,7 +169,7 @@ def test_like_factories_keep_shape_and_dtype(factory, fill):
     for src in (Tensor(np.zeros((2, 3))), Tensor([[5, 6]])):
         t = factory(src)
         assert t.shape == src.shape and t.dtype == src.dtype
-        np.testing.assert_array_equal(t.data, np.full(src.shape, fill))
+        np.testing.assert_array_equal(t.numpy(), np.full(src.shape, fill))
     assert factory(Tensor([1, 2]), dtype=tg.float32).dtype == np.float32
 
 
@@ -182,14 +185,14 @@ def test_like_factories_keep_shape_and_dtype(factory, fill):
 def test_arange(args, kwargs, dtype, expected):
     t = tg.arange(*args, **kwargs)
     assert t.dtype == dtype
-    np.testing.assert_array_equal(t.data, expected)
+    np.testing.assert_array_equal(t.numpy(), expected)
 
 
 @pytest.mark.parametrize("args", [(3,), (2, 4), (4, 2)])
 def test_eye(args):
     t = tg.eye(*args)
     assert t.dtype == np.float32
-    np.testing.assert_array_equal(t.data, np.eye(*args))
+    np.testing.assert_array_equal(t.numpy(), np.eye(*args))
 
 
 def test_tensor_function():
@@ -200,20 +203,20 @@ def test_tensor_function():
 @pytest.mark.parametrize("factory", [tg.rand, tg.randn])
 def test_manual_seed_makes_random_tensors_reproducible(factory):
     tg.manual_seed(1234)
-    first = factory(5).data
+    first = factory(5).numpy()
     tg.manual_seed(1234)
-    np.testing.assert_array_equal(factory(5).data, first)
-    assert not np.array_equal(factory(5).data, first)  # the stream moves on
+    np.testing.assert_array_equal(factory(5).numpy(), first)
+    assert not np.array_equal(factory(5).numpy(), first)  # the stream moves on
     tg.manual_seed(99)
-    assert not np.array_equal(factory(5).data, first)
+    assert not np.array_equal(factory(5).numpy(), first)
 
 
 def test_random_distributions():
     tg.manual_seed(0)
-    u = tg.rand(20_000).data
+    u = tg.rand(20_000).numpy()
     assert u.min() >= 0.0 and u.max() < 1.0
     assert abs(u.mean() - 0.5) < 0.01  # std of the mean is 0.29 / sqrt(20000) = 0.002
-    z = tg.randn(20_000).data
+    z = tg.randn(20_000).numpy()
     assert abs(z.mean()) < 0.03 and abs(z.std() - 1.0) < 0.03
 
 
@@ -243,7 +246,7 @@ def test_int_tensor_with_python_number(op, other, dtype):
     """As PyTorch: arange(3) * 2 stays int64, arange(3) * 0.5 and arange(3) / 2 are float32 (not float64)."""
     out = op(tg.arange(3), other)
     assert out.dtype == dtype
-    np.testing.assert_allclose(out.data, op(np.arange(3.0), other))
+    np.testing.assert_allclose(out.numpy(), op(np.arange(3.0), other))
 
 
 @pytest.mark.parametrize("op", [operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne])
@@ -252,7 +255,7 @@ def test_comparisons_give_bool_tensors_without_grad(op, other):
     x = Tensor(X, requires_grad=True)
     for out in (op(x, other), op(x, Tensor(other))):
         assert out.dtype == np.bool_ and not out.requires_grad and out.grad_fn is None
-        np.testing.assert_array_equal(out.data, op(X, other))
+        np.testing.assert_array_equal(out.numpy(), op(X, other))
 
 
 def test_tensors_hash_by_identity():
@@ -337,7 +340,7 @@ def test_unsqueeze(dim):
     [1, 0, 1], np.array([True, False]), (1, [0, 2], slice(1, 3)), Tensor(np.array([1, 0])),
 ], ids=repr)
 def test_getitem_forms(index):
-    reference = index.data if isinstance(index, Tensor) else np.array(index) if isinstance(index, list) else index
+    reference = index.numpy() if isinstance(index, Tensor) else np.array(index) if isinstance(index, list) else index
     assert_matches(Tensor(A)[index], A[reference])
 
 
@@ -402,7 +405,7 @@ def test_var_without_degrees_of_freedom_is_nan(reduce):
     """One sample, correction 1: NaN (as NumPy and PyTorch), not a crash."""
     a = np.array([[1.0], [2.0]])
     out = getattr(Tensor(a), reduce)(1)
-    np.testing.assert_array_equal(out.data, getattr(a, reduce)(axis=1, ddof=1))
+    np.testing.assert_array_equal(out.numpy(), getattr(a, reduce)(axis=1, ddof=1))
 
 
 def small_integers(shape):
@@ -426,9 +429,9 @@ def test_max_min_over_a_dim_return_values_and_indices(name, values, index, a, da
     assert result.values is vals and result.indices is idx
     assert_matches(vals, values(a, axis=dim, keepdims=keepdim))
     assert idx.dtype == np.int64
-    np.testing.assert_array_equal(idx.data, index(a, axis=dim, keepdims=keepdim))
+    np.testing.assert_array_equal(idx.numpy(), index(a, axis=dim, keepdims=keepdim))
     arg = getattr(Tensor(a), "arg" + name)
-    np.testing.assert_array_equal(arg(dim, keepdim).data, index(a, axis=dim, keepdims=keepdim))
+    np.testing.assert_array_equal(arg(dim, keepdim).numpy(), index(a, axis=dim, keepdims=keepdim))
     assert arg().item() == index(a)  # no dim: the index into the flattened tensor
 
 

@@ -65,7 +65,7 @@ def test_evaluate_matches_loss_and_accuracy_by_hand():
     rng = np.random.default_rng(0)
     inputs = rng.standard_normal((7, 1, 28, 28)).astype(np.float32)
     labels = rng.integers(0, 10, 7)
-    logits = model(Tensor(inputs)).data.astype(np.float64)
+    logits = model(Tensor(inputs)).detach().numpy().astype(np.float64)
     log_z = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
     expected_loss = np.mean(log_z - logits[np.arange(7), labels])
     result = evaluate(model, inputs, labels, batch_size=3)  # batches of 3, 3 and 1
@@ -102,7 +102,7 @@ def test_one_epoch_matches_pytorch(digits):
     tF = torch.nn.functional
     train_images, train_labels, test_images, test_labels = digits
     run = TrainingRun(TrainConfig(epochs=2, batch_size=32, optimizer="sgd", lr=0.05), train_images, train_labels)
-    weights = {n: torch.tensor(p.data.copy(), requires_grad=True) for n, p in run.model.named_parameters()}
+    weights = {n: torch.tensor(p.detach().numpy().copy(), requires_grad=True) for n, p in run.model.named_parameters()}
     shuffler = np.random.default_rng()
     shuffler.bit_generator.state = get_generator().bit_generator.state  # the loader draws its order from it
     order = shuffler.permutation(128)
@@ -124,7 +124,8 @@ def test_one_epoch_matches_pytorch(digits):
         optimizer.step()
         losses.append(loss.item())
     for name, p in run.model.named_parameters():
-        np.testing.assert_allclose(p.data, weights[name].detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(p.detach().numpy(), weights[name].detach().numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
     np.testing.assert_allclose(metrics.train_loss, np.mean(losses), rtol=1e-5)
     assert metrics.epoch == 1 and 0 <= metrics.test_accuracy <= 1
     assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * (1 + math.cos(math.pi / 2)) / 2)
@@ -236,7 +237,7 @@ def test_resumed_run_equals_straight_run(digits, tmp_path):
     resumed.run_epoch(test_inputs, test_labels)
 
     for (name, p), q in zip(straight.model.named_parameters(), resumed.model.parameters()):
-        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy(), err_msg=name)
     for i, state in straight.optimizer.state.items():
         assert state["step"] == resumed.optimizer.state[i]["step"] == 8
         np.testing.assert_array_equal(state["exp_avg_sq"], resumed.optimizer.state[i]["exp_avg_sq"])

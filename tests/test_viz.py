@@ -16,6 +16,7 @@ import tinygrad_cnn as tc
 from tinygrad_cnn import Tensor, nn
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.models import LeNet5
+from tinygrad_cnn.autograd.graph import AccumulateGrad
 from tinygrad_cnn.viz import STYLES, draw_graph, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,13 +111,13 @@ def lenet_loss(batch: int = 4):
 
 
 def count_nodes_of_graph(root: Tensor) -> int:
-    """Recorded nodes (contexts) reachable from root, by a walk of our own."""
-    seen, stack = set(), [root]
+    """Recorded op nodes (contexts, not the leaves' AccumulateGrad) reachable from root, by a walk of our own."""
+    seen, stack = set(), [root.grad_fn]
     while stack:
-        t = stack.pop()
-        if t.grad_fn is not None and id(t.grad_fn) not in seen:
-            seen.add(id(t.grad_fn))
-            stack.extend(t.grad_fn.inputs)
+        node = stack.pop()
+        if node is not None and node not in seen and not isinstance(node, AccumulateGrad):
+            seen.add(node)
+            stack.extend(n for n, _ in node.next_functions)
     return len(seen)
 
 

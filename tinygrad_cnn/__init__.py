@@ -1,16 +1,22 @@
 """tinygrad_cnn: a small deep-learning framework on NumPy, with PyTorch's API."""
 import numpy as np
 
-from . import data, functional, nn, optim
-from .autograd import Function, backward, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
-from .creation import arange, eye, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
-from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from . import autograd, data, functional, nn, optim
+from .autograd import (Function, backward, enable_grad, grad, inference_mode, is_grad_enabled,
+                       is_inference_mode_enabled, no_grad, set_grad_enabled)
+from .autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .creation import arange, empty, eye, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
+from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
 from .rng import manual_seed
-from .tensor import Tensor, cat, stack, where
+from .tensor import Tensor, cat, max, min, stack, where
 
 # dtypes under PyTorch's names, so `x.dtype == tinygrad_cnn.float32` reads as it does in torch
-float32, float64, int64, bool = np.dtype("float32"), np.dtype("float64"), np.dtype("int64"), np.dtype("bool")
+float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
+uint8, int8, int16, int32, int64 = (np.dtype(n) for n in ("uint8", "int8", "int16", "int32", "int64"))
+half, float, double = float16, float32, float64  # noqa: A001 (PyTorch's aliases shadow the builtins here)
+short, int, long = int16, int32, int64  # noqa: A001
+bool = np.dtype("bool")  # noqa: A001
 
 __version__ = "0.1.0"
 

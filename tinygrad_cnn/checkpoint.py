@@ -71,7 +71,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 def _flatten(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
     """`obj` as JSON-ready data, its arrays moved into `arrays` under their path."""
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj = obj.detach().numpy()
     if isinstance(obj, np.ndarray):
         if path in arrays:
             raise ValueError(f"save_checkpoint: two arrays would be stored as {path!r}; rename a key")

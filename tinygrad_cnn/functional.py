@@ -22,10 +22,12 @@ from . import ops
 from .ops.window import output_size
 from .rng import get_generator
 from .scopes import composite
-from .shapes import normalize_dim
 from .tensor import Tensor
 
 IntPair = int | tuple[int, int]
+
+__all__ = ["avg_pool2d", "conv2d", "cross_entropy", "dropout", "flatten", "leaky_relu", "linear", "log_softmax",
+           "max_pool2d", "mse_loss", "nll_loss", "pad", "relu", "sigmoid", "softmax", "tanh"]
 
 
 def _pair(value: IntPair, name: str, op: str, minimum: int) -> tuple[int, int]:
@@ -189,9 +191,9 @@ def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = Non
 
 # ---------------------------------------------------------------- activations and layers
 
-def relu(input: Tensor) -> Tensor:
-    """max(x, 0); gradient 0 at 0."""
-    return input.relu()
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0); gradient 0 at 0. With `inplace`, written into `input` (see Tensor.relu_)."""
+    return input.relu_() if inplace else input.relu()
 
 
 @composite("leaky_relu", keys=("negative_slope",))
@@ -226,42 +228,31 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 @composite("dropout", keys=("p",))
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training).
+    With `inplace`, the result is written into `input`."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return input
     keep = get_generator().random(input.shape) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return input * (keep * scale).astype(input.dtype)
+    mask = (keep * scale).astype(input.dtype)
+    return input.mul_(mask) if inplace else input * mask
 
 
 # ---------------------------------------------------------------- softmax and losses
 
-def _shifted(input: Tensor, dim: int, op: str) -> Tensor:
-    """x - max(x) along dim. The max is a constant (softmax does not depend on it): it only keeps
-    exp() from overflowing, so the largest exponent is exp(0) = 1."""
-    normalize_dim(dim, input.ndim, op, input.shape)
-    if input.numel() == 0:
-        return input
-    return input - np.max(input.data, axis=dim, keepdims=True)
-
-
 @composite("log_softmax", keys=("dim",))
 def log_softmax(input: Tensor, dim: int) -> Tensor:
-    """log(softmax(x)) computed stably: (x - m) - log(sum(exp(x - m))), m the max along dim."""
-    shifted = _shifted(input, dim, "log_softmax")
-    if input.numel() == 0:  # nothing to normalise (and log of an empty sum would warn)
-        return shifted
-    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+    """log(softmax(x)) computed stably (see Tensor.log_softmax)."""
+    return input.log_softmax(dim)
 
 
 @composite("softmax", keys=("dim",))
 def softmax(input: Tensor, dim: int) -> Tensor:
-    """exp(x) / sum(exp(x)) along dim, computed stably (the max is subtracted first)."""
-    e = _shifted(input, dim, "softmax").exp()
-    return e / e.sum(dim, keepdim=True)
+    """exp(x) / sum(exp(x)) along dim, computed stably (see Tensor.softmax)."""
+    return input.softmax(dim)
 
 
 def _reduce(loss: Tensor, reduction: str, op: str, count: Tensor | float | None = None) -> Tensor:
@@ -290,7 +281,7 @@ def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean", ignore_inde
     """
     dim = _class_dim(input, "nll_loss")
     classes = input.shape[dim]
-    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    target = target.numpy() if isinstance(target, Tensor) else np.asarray(target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {target.dtype}")
     if target.shape != input.shape[:dim] + input.shape[dim + 1:]:
@@ -325,7 +316,7 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
     loss = nll_loss(logp, target, reduction=reduction, ignore_index=ignore_index)
     if label_smoothing == 0.0:
         return loss
-    kept = (target.data if isinstance(target, Tensor) else np.asarray(target)) != ignore_index
+    kept = (target.numpy() if isinstance(target, Tensor) else np.asarray(target)) != ignore_index
     smooth = -(logp.mean(dim) * kept.astype(input.dtype))
     smooth = _reduce(smooth, reduction, "cross_entropy", count=max(int(kept.sum()), 1))
     return loss * (1 - label_smoothing) + smooth * label_smoothing
@@ -339,7 +330,3 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     diff = input - target
     return _reduce(diff * diff, reduction, "mse_loss")
 
-
-# The same functions as Tensor methods (x.softmax(1), x.conv2d(w)), as PyTorch offers several of them.
-for _fn in (conv2d, max_pool2d, avg_pool2d, leaky_relu, linear, dropout, softmax, log_softmax):
-    setattr(Tensor, _fn.__name__, _fn)

@@ -98,7 +98,7 @@ def conv_feature_maps(model: Module, image: np.ndarray) -> list[tuple[str, np.nd
 
     def recorder(name: str):
         def hook(module: Module, inputs: tuple, output: Tensor) -> None:
-            maps.append((name, output.data[0]))
+            maps.append((name, output.detach().numpy()[0]))
         return hook
 
     handles = [m.register_forward_hook(recorder(name)) for name, m in model.named_modules() if isinstance(m, Conv2d)]
@@ -166,7 +166,7 @@ def save_plots(model: Module, history: Sequence[EpochMetrics], test_inputs: np.n
     directory.mkdir(parents=True, exist_ok=True)
     name, first_conv = next((n, m) for n, m in model.named_modules() if isinstance(m, Conv2d))
     paths = plot_curves(history, directory)
-    paths.append(plot_filters(first_conv.weight.data, directory / f"{name}_filters.png",
+    paths.append(plot_filters(first_conv.weight.detach().numpy(), directory / f"{name}_filters.png",
                               f"{name} filters, learned"))
     paths += plot_feature_maps(model, test_inputs[0], int(test_labels[0]), directory)
     paths.append(plot_confusion_matrix(test_labels, predictions, directory / "confusion_matrix.png"))

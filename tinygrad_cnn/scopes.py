@@ -12,7 +12,9 @@ import functools
 import inspect
 from typing import Any, Callable, Sequence
 
-from . import autograd
+import weakref
+
+from .autograd.grad_mode import modes
 from .tensor import Tensor
 
 
@@ -21,24 +23,31 @@ class Scope:
     several primitive nodes. Each node keeps the innermost scope it was made in, so drawings
     and traces can show the NN op a user called instead of its primitives.
 
-    The call's arguments are kept as given (cheap while recording); `args` picks the ones worth
-    showing (`{"stride": 1, "padding": 2}`), `inputs` the Tensors among them. `parent` is the
-    enclosing call (cross_entropy for the log_softmax it calls) or None.
+    `args` are the arguments worth showing (`{"stride": 1, "padding": 2}`), `inputs` the Tensors
+    the call was given. Those that need no gradient (a batch of images, the targets) have no node
+    of their own, so the call keeps them for drawings until a backward pass releases its nodes;
+    the others it holds weakly, as they are kept by the graph where a VJP needs them. `parent`
+    is the enclosing call (cross_entropy for the log_softmax it calls) or None.
     """
 
-    __slots__ = ("name", "parent", "_signature", "_args", "_kwargs")
+    __slots__ = ("name", "parent", "args", "_inputs")
 
     def __init__(self, name: str, signature: _KeyArguments, args: tuple, kwargs: dict, parent: Scope | None) -> None:
         self.name, self.parent = name, parent
-        self._signature, self._args, self._kwargs = signature, args, kwargs
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return self._signature.shown(self._args, self._kwargs)
+        self.args = signature.shown(args, kwargs)
+        self._inputs = [weakref.ref(a) if a.requires_grad else a
+                        for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
 
     @property
     def inputs(self) -> tuple[Tensor, ...]:
-        return tuple(a for a in (*self._args, *self._kwargs.values()) if isinstance(a, Tensor))
+        held = (t() if isinstance(t, weakref.ref) else t for t in self._inputs)
+        return tuple(t for t in held if t is not None)
+
+    def release(self) -> None:
+        """After a backward pass: hold every input weakly (called by the nodes made in this call)."""
+        self._inputs = [t if isinstance(t, weakref.ref) else weakref.ref(t) for t in self._inputs]
+        if self.parent is not None:
+            self.parent.release()
 
     @property
     def outermost(self) -> Scope:
@@ -105,13 +114,13 @@ def composite(name: str, keys: Sequence[str] = (), extra_keys: Sequence[str] = (
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not autograd.is_grad_enabled():  # no node is recorded: nothing to mark
+            if not modes.grad:  # no node is recorded: nothing to mark
                 return fn(*args, **kwargs)
-            outer = autograd.current_scope()
-            autograd.set_scope(Scope(name, signature, args, kwargs, outer))
+            outer = modes.scope
+            modes.scope = Scope(name, signature, args, kwargs, outer)
             try:
                 return fn(*args, **kwargs)
             finally:
-                autograd.set_scope(outer)
+                modes.scope = outer
         return wrapper
     return decorate

@@ -2,7 +2,11 @@
 
 The methods here only adapt PyTorch's API to the primitive ops in `ops/`
 (and compose a few, such as mean and var); the math and the gradients live
-in the ops, the graph walking in `autograd.py`.
+in the ops, the graph and its walking in `autograd/`.
+
+In-place ops (`add_`, `+=`, `t[i] = v`, ...) compute their result out of place, with the same
+op, and write it into the tensor's memory; the version counter they bump lets the backward
+pass notice a value it needs that was changed since it was saved.
 """
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from . import autograd, ops
+from . import ops
+from .autograd import engine
+from .autograd.grad_mode import modes
+from .autograd.graph import Node, RemovableHandle, RetainGrad, VersionCounter
+from .device import CPU, device as Device, to_device
 from .shapes import normalize_dim, normalize_dims, size_args
 
 DEFAULT_FLOAT = np.dtype(np.float32)
@@ -35,77 +43,156 @@ class Tensor:
             (so float64 stays float64); Python ints become int64.
         requires_grad: record ops on this tensor so `backward()` can fill `.grad`.
         dtype: convert to this NumPy dtype.
+        device: 'cpu' (the only device; see tinygrad_cnn.device).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "_hooks", "__weakref__")
+    # The fields every op result sets are slots; the rest keep these class-level defaults until a
+    # tensor needs its own (most never do), which makes a new tensor cheap.
+    __slots__ = ("_array", "grad_fn", "requires_grad", "_edge", "__dict__", "__weakref__")
+    grad: Tensor | None = None
+    _output_nr = 0
+    _version_counter: VersionCounter | None = None  # made at the first in-place change or alias
+    _base: Tensor | None = None  # the tensor whose memory this view shares
+    _hooks: dict | None = None
+    _retains_grad = False
     __array_ufunc__ = None  # makes `ndarray * Tensor` call Tensor.__rmul__ instead of NumPy's loop
+    _is_tensor = True  # how the autograd package, which does not import this class, recognises tensors
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: Any = None) -> None:
+        to_device(device, "Tensor")
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._array
         from_numpy = isinstance(data, (np.ndarray, np.generic))
         arr = np.array(data, dtype=dtype)
         if dtype is None and not from_numpy and arr.dtype == np.float64:
             arr = arr.astype(DEFAULT_FLOAT)
         if arr.dtype.kind not in _KIND_RANK:
             raise TypeError(f"Tensor: unsupported dtype {arr.dtype} (use bool, integer or float data)")
-        self.data: np.ndarray = arr
-        self.grad: Tensor | None = None
-        self.grad_fn: autograd.Context | None = None
-        self._retains_grad = False
-        self._hooks: dict | None = None
-        self.requires_grad = False
+        self._array, self.grad_fn, self.requires_grad, self._edge = arr, None, False, None
         self.requires_grad_(requires_grad)
 
-    @classmethod
-    def _make(cls, data: np.ndarray, requires_grad: bool, grad_fn: autograd.Context | None) -> Tensor:
-        """Fast constructor for op results: no conversion, no checks."""
-        t = object.__new__(cls)
-        t.data, t.requires_grad, t.grad_fn, t.grad = data, requires_grad, grad_fn, None
-        t._retains_grad, t._hooks = False, None
+    @staticmethod
+    def _make(array: np.ndarray) -> Tensor:
+        """A new leaf Tensor around `array`, no conversion, no checks (for op results)."""
+        t = object.__new__(Tensor)
+        t._array, t.grad_fn, t.requires_grad, t._edge = array, None, False, None
         return t
+
+    def _wrap(self, array: np.ndarray, grad_fn: Node | None = None) -> Tensor:
+        """What Primitive.apply makes an op's result with (the autograd package knows no Tensor class):
+        a leaf, or output 0 of `grad_fn`."""
+        t = object.__new__(Tensor)
+        t._array, t.grad_fn = array, grad_fn
+        t.requires_grad, t._edge = (False, None) if grad_fn is None else (True, (grad_fn, 0))
+        return t
+
+    def _counter(self) -> VersionCounter:
+        """This tensor's version counter, made when first needed (most tensors never change)."""
+        if self._version_counter is None:
+            self._version_counter = VersionCounter()
+        return self._version_counter
+
+    def _set_history(self, grad_fn: Node | None, output_nr: int) -> None:
+        """Make this the output `output_nr` of the node `grad_fn` (None: no graph)."""
+        self.grad_fn, self._output_nr, self.requires_grad = grad_fn, output_nr, grad_fn is not None
+        self._edge = None if grad_fn is None else (grad_fn, output_nr)
+
+    def _as_output_of(self, grad_fn: Node, output_nr: int) -> Tensor:
+        """An alias of this (detached) tensor as that node's output: how a saved output is unpacked."""
+        t = self.detach()
+        t._set_history(grad_fn, output_nr)
+        return t
+
+    def _snapshot(self) -> Tensor:
+        """A copy of this tensor's values that keeps its place in the graph (same grad_fn)."""
+        t = Tensor._make(self._array.copy())
+        t._set_history(self.grad_fn, self._output_nr)
+        t.requires_grad = self.requires_grad
+        return t
+
+    def _share_version_if_view(self, source: Tensor) -> None:
+        """After an op whose result may be a view of `source`'s memory: if it is, share its version
+        counter (an in-place change through either is seen by both) and remember the base."""
+        if np.may_share_memory(self._array, source._array):
+            self._version_counter = source._counter()
+            self._base = source if source._base is None else source._base
 
     # ------------------------------------------------------------ properties
 
     @property
+    def data(self) -> Tensor:
+        """This tensor's values as a new Tensor sharing its memory, detached from the graph and not
+        requiring grad (as PyTorch: changes through it are not seen by autograd's version checks)."""
+        return Tensor._make(self._array)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data: assigned data must be a Tensor, got {type(value).__name__} "
+                            "(wrap an array with tinygrad_cnn.tensor(...))")
+        self._array = value._array
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._array.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._array.dtype
+
+    @property
+    def device(self) -> Device:
+        return CPU
 
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
+    @property
+    def output_nr(self) -> int:
+        return self._output_nr
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's memory has seen."""
+        return 0 if self._version_counter is None else self._version_counter.value
+
     def dim(self) -> int:
-        return self.data.ndim
+        return self._array.ndim
 
     def size(self, dim: int | None = None) -> tuple[int, ...] | int:
         return self.shape if dim is None else self.shape[normalize_dim(dim, self.ndim, "size", self.shape)]
 
     def numel(self) -> int:
-        return self.data.size
+        return self._array.size
 
-    def numpy(self) -> np.ndarray:
-        return self.data
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The NumPy array behind this tensor (shared memory). As PyTorch, a tensor that requires
+        grad must be detached first (or pass force=True)."""
+        if self.requires_grad and not force:
+            raise RuntimeError("numpy: can't call numpy() on a Tensor that requires grad; use "
+                               "tensor.detach().numpy() instead")
+        return self._array
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype, copy=False)
 
     def item(self) -> bool | int | float:
-        if self.data.size != 1:
+        if self._array.size != 1:
             raise ValueError(f"item: only a one-element tensor can be converted to a Python number, "
                              f"got shape {self.shape}")
-        return self.data.item()
+        return self._array.item()
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._array.tolist()
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", threshold=100)
+        body = np.array2string(self._array, separator=", ", prefix="tensor(", threshold=100)
         extra = f", grad_fn={self.grad_fn!r}" if self.grad_fn else (", requires_grad=True" if self.requires_grad else "")
         return f"tensor({body}, shape={self.shape}, dtype={self.dtype}{extra})"
 
@@ -118,9 +205,9 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._array.size != 1:
             raise RuntimeError(f"Boolean value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.data)
+        return bool(self._array)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -143,42 +230,94 @@ class Tensor:
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor after backward (leaves always keep it)."""
         if not self.requires_grad:
-            raise RuntimeError("retain_grad: the tensor does not require grad")
-        self._retains_grad = self.grad_fn is not None
+            raise RuntimeError("retain_grad: can't retain_grad on a Tensor that has requires_grad=False")
+        if self.grad_fn is None or self._retains_grad:
+            return
+        self._retains_grad = True
+        self.grad_fn.register_prehook(RetainGrad(self), self._output_nr)
 
-    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> autograd.RemovableHandle:
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
         """Call hook(grad) each time a backward pass computes the gradient w.r.t. this tensor,
         before it reaches `.grad` or flows on; a Tensor the hook returns replaces the gradient.
         Returns a handle whose `remove()` unregisters the hook."""
         if not self.requires_grad:
             raise RuntimeError(f"register_hook: cannot register a hook on a tensor of shape {self.shape} "
                                "that does not require grad")
-        return autograd.add_tensor_hook(self, hook)
+        if self.grad_fn is not None:
+            return self.grad_fn.register_prehook(hook, self._output_nr)
+        if self._hooks is None:
+            self._hooks = {}
+        return RemovableHandle(self._hooks, hook)
 
     @property
     def retains_grad(self) -> bool:
         return self._retains_grad
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph (shares memory, as PyTorch)."""
-        return Tensor._make(self.data, False, None)
+        """The same data, cut from the graph (shares memory and the version counter, as PyTorch)."""
+        t = Tensor._make(self._array)
+        t._version_counter, t._base = self._counter(), self._base
+        return t
 
-    def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+    def detach_(self) -> Tensor:
+        """Cut this tensor from the graph, in place: it becomes a leaf that does not require grad."""
+        self._set_history(None, 0)
+        return self
+
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs: Any = None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (see `tinygrad_cnn.autograd.backward`)."""
-        autograd.backward([self], None if gradient is None else [gradient],
-                          retain_graph=retain_graph, create_graph=create_graph)
+        engine.backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+                        create_graph=create_graph, inputs=inputs)
 
-    # ------------------------------------------------------------ dtype
+    # ------------------------------------------------------------ new tensors like this one
 
-    def to(self, dtype: Any) -> Tensor:
-        """This tensor converted to `dtype`; to an integer or bool dtype it leaves the graph, as
-        in PyTorch (only float tensors carry gradients, and rounding's derivative is 0 anyway)."""
-        dtype = np.dtype(dtype)
-        if dtype == self.dtype:
+    def new_tensor(self, data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        """A new leaf from `data`, with this tensor's dtype unless `dtype` is given."""
+        to_device(device, "new_tensor")
+        data = data._array if isinstance(data, Tensor) else data
+        return Tensor(np.array(data, dtype=dtype or self.dtype), requires_grad=requires_grad)
+
+    def new_zeros(self, *size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return self.new_full(size_args(size), 0, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return self.new_full(size_args(size), 1, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False) -> Tensor:
+        to_device(device, "new_full")
+        t = Tensor._make(np.full(size_args((size,)), fill_value, dtype=dtype or self.dtype))
+        return t.requires_grad_(requires_grad)
+
+    def new_empty(self, *size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return self.new_zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    # ------------------------------------------------------------ dtype and device
+
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """`to(dtype)`, `to(device)`, `to(device, dtype)`, `to(other)` or with keywords, as PyTorch.
+        To an integer or bool dtype the result leaves the graph (only float tensors carry gradients,
+        and rounding's derivative is 0 anyway); `copy=True` always makes a new tensor."""
+        dtype, target, copy = _to_arguments(self, args, kwargs)
+        to_device(target, "to")
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        if dtype == self.dtype and not copy:
             return self
         if dtype.kind != "f":
-            return Tensor._make(self.data.astype(dtype), False, None)
+            return Tensor._make(self._array.astype(dtype))
         return ops.Cast.apply(self, dtype=dtype)
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def cuda(self, *args: Any, **kwargs: Any) -> Tensor:
+        to_device("cuda", "cuda")
+        return self  # not reached: to_device raises
+
+    def type(self, dtype: Any = None) -> Tensor | str:
+        """With a dtype, this tensor converted to it; without, the dtype's name."""
+        return str(self.dtype) if dtype is None else self.to(dtype)
 
     def clone(self) -> Tensor:
         """A copy of the data that stays in the graph (gradient passes through unchanged)."""
@@ -190,8 +329,17 @@ class Tensor:
     def double(self) -> Tensor:
         return self.to(np.float64)
 
+    def half(self) -> Tensor:
+        return self.to(np.float16)
+
     def long(self) -> Tensor:
         return self.to(np.int64)
+
+    def int(self) -> Tensor:
+        return self.to(np.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(np.bool_)
 
     # ------------------------------------------------------------ elementwise
 
@@ -204,10 +352,10 @@ class Tensor:
             dtype = _python_scalar_dtype(x)
             if _KIND_RANK[self.dtype.kind] >= _KIND_RANK[dtype.kind]:
                 dtype = self.dtype
-            return Tensor._make(np.array(x, dtype=dtype), False, None)
+            return Tensor._make(np.array(x, dtype=dtype))
         return Tensor(x)
 
-    def _binary(self, fn: type[autograd.Function], other: Any, reflected: bool = False) -> Tensor:
+    def _binary(self, fn: type[ops.Primitive], other: Any, reflected: bool = False) -> Tensor:
         other = self._lift(other)
         x, y = _promote(*((other, self) if reflected else (self, other)), true_division=fn is ops.Div)
         try:
@@ -257,7 +405,7 @@ class Tensor:
 
     # comparisons give boolean tensors outside the graph
     def _compare(self, op, other: Any) -> Tensor:
-        return Tensor._make(np.asarray(op(self.data, self._lift(other).data)), False, None)
+        return Tensor._make(np.asarray(op(self._array, self._lift(other)._array)))
 
     def __lt__(self, other): return self._compare(np.less, other)
     def __le__(self, other): return self._compare(np.less_equal, other)
@@ -267,7 +415,7 @@ class Tensor:
     def __ne__(self, other): return self._compare(np.not_equal, other)
 
     def __invert__(self) -> Tensor:
-        return Tensor._make(~self.data, False, None)
+        return Tensor._make(~self._array)
 
     # ------------------------------------------------------------ reductions
 
@@ -298,6 +446,15 @@ class Tensor:
             raise TypeError(f"{op}: needs a floating point tensor, got dtype {self.dtype}")
         axes = normalize_dims(dim, self.ndim, op, self.shape)
         return axes, int(np.prod([self.shape[d] for d in axes]))
+
+    def norm(self, p: Any = "fro", dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+        """The p-norm over `dim` (all elements by default): p = 2 or 'fro' (Euclidean), or 1.
+        d|x|_2/dx = x / |x|_2 (NaN at x = 0, where PyTorch gives 0)."""
+        if p in (2, "fro"):
+            return (self * self).sum(dim, keepdim).sqrt()
+        if p == 1:
+            return self.abs().sum(dim, keepdim)
+        raise ValueError(f"norm: p must be 1, 2 or 'fro', got {p!r}")
 
     def amax(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         """Largest value over `dim`; ties share the gradient evenly."""
@@ -335,11 +492,31 @@ class Tensor:
 
     def _argmax(self, dim: int | None, keepdim: bool, op: str) -> Tensor:
         if dim is None:
-            return Tensor._make(np.asarray(self.data.argmax()), False, None)
+            return Tensor._make(np.asarray(self._array.argmax()))
         axis = normalize_dim(dim, self.ndim, op, self.shape)
         if self.ndim == 0:  # a 0-d tensor's one element is at index 0, as PyTorch
-            return Tensor._make(np.array(0), False, None)
-        return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdim), False, None)
+            return Tensor._make(np.array(0))
+        return Tensor._make(self._array.argmax(axis=axis, keepdims=keepdim))
+
+    def _shifted(self, dim: int, op: str) -> Tensor:
+        """x - max(x) along dim. The max is a constant (softmax does not depend on it): it only keeps
+        exp() from overflowing, so the largest exponent is exp(0) = 1."""
+        normalize_dim(dim, self.ndim, op, self.shape)
+        if self.numel() == 0:
+            return self
+        return self - np.max(self._array, axis=dim, keepdims=True)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        """log(softmax(x)) computed stably: (x - m) - log(sum(exp(x - m))), m the max along dim."""
+        shifted = self._shifted(dim, "log_softmax")
+        if self.numel() == 0:  # nothing to normalise (and log of an empty sum would warn)
+            return shifted
+        return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+    def softmax(self, dim: int) -> Tensor:
+        """exp(x) / sum(exp(x)) along dim, computed stably (the max is subtracted first)."""
+        e = self._shifted(dim, "softmax").exp()
+        return e / e.sum(dim, keepdim=True)
 
     def sum_to_size(self, *size: int) -> Tensor:
         """Sum broadcast dims away so the result has `size` (the adjoint of expand)."""
@@ -427,12 +604,155 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_as_numpy_index(index))
 
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        """`value` where the boolean `mask` (broadcast to this shape) holds, else this tensor."""
+        mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: mask must be a boolean tensor, got dtype {mask.dtype}")
+        return where(mask, self._lift(value).to(self.dtype), self)
+
+    # ------------------------------------------------------------ in place
+    # Each computes its result out of place with the op it is named after, then writes it into this
+    # tensor's memory (_inplace): one gradient rule per op, and the version counter sees the change.
+
+    def _inplace(self, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
+        """Make compute(self) this tensor's value, in its own memory, and (when recorded) its history."""
+        if modes.grad and self.requires_grad and self.grad_fn is None:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation "
+                               f"(tensor of shape {self.shape}); change it under `with no_grad():` or use an "
+                               "out-of-place op")
+        result = compute(self)
+        if result.shape != self.shape:
+            raise RuntimeError(f"{op}: output with shape {self.shape} doesn't match the broadcast shape "
+                               f"{result.shape}")
+        if not np.can_cast(result.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"{op}: result type {result.dtype} can't be cast to the desired output type "
+                               f"{self.dtype}")
+        node = result.grad_fn
+        if node is not None:
+            if self._base is not None:
+                raise RuntimeError(
+                    f"{op}: an in-place change of a view (a slice, reshape or transpose of another tensor) is "
+                    "not recorded for autograd here; change the tensor it views (t[idx] = ..., t.add_(...)) or "
+                    "clone() the view first (a difference from PyTorch, see docs/coming-from-pytorch.md)")
+            if result.dtype != self.dtype:
+                result = result.to(self.dtype)
+                node = result.grad_fn
+            node.keep_copy_if_saved(self)  # the op's VJP may need the value this write replaces
+        try:
+            np.copyto(self._array, result._array, casting="same_kind")
+        except ValueError:
+            raise RuntimeError(f"{op}: cannot write into a tensor of shape {self.shape} whose elements share "
+                               "memory (an expand()ed view); clone() it first") from None
+        self._counter().bump()
+        if node is not None:
+            self._set_history(node, result._output_nr)
+        return self
+
+    def add_(self, other: Any, alpha: Any = 1) -> Tensor:
+        return self._inplace("add_", lambda x: x + (other if alpha == 1 else self._lift(other) * alpha))
+
+    def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
+        return self._inplace("sub_", lambda x: x - (other if alpha == 1 else self._lift(other) * alpha))
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace("mul_", lambda x: x * other)
+
+    def div_(self, other: Any) -> Tensor:
+        return self._inplace("div_", lambda x: x / other)
+
+    def pow_(self, exponent: Any) -> Tensor:
+        return self._inplace("pow_", lambda x: x ** exponent)
+
+    def neg_(self) -> Tensor:
+        return self._inplace("neg_", Tensor.neg)
+
+    def abs_(self) -> Tensor:
+        return self._inplace("abs_", Tensor.abs)
+
+    def exp_(self) -> Tensor:
+        return self._inplace("exp_", Tensor.exp)
+
+    def log_(self) -> Tensor:
+        return self._inplace("log_", Tensor.log)
+
+    def sqrt_(self) -> Tensor:
+        return self._inplace("sqrt_", Tensor.sqrt)
+
+    def relu_(self) -> Tensor:
+        return self._inplace("relu_", Tensor.relu)
+
+    def sigmoid_(self) -> Tensor:
+        return self._inplace("sigmoid_", Tensor.sigmoid)
+
+    def tanh_(self) -> Tensor:
+        return self._inplace("tanh_", Tensor.tanh)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        return self._inplace("clamp_", lambda x: x.clamp(min, max))
+
+    clip_ = clamp_
+
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        return self._inplace("masked_fill_", lambda x: x.masked_fill(mask, value))
+
+    def fill_(self, value: Any) -> Tensor:
+        """Every element set to `value` (the old values get a zero gradient)."""
+        return self._inplace("fill_", lambda x: x.masked_fill(np.ones((), bool), value))
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def copy_(self, src: Any) -> Tensor:
+        """`src` (broadcast to this shape, converted to this dtype) written into this tensor."""
+        return self._inplace("copy_", lambda x: where(np.ones((), bool), self._lift(src).to(x.dtype), x))
+
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """t[index] = value, with ints, slices, None, Ellipsis, boolean masks or integer tensors as
+        the index, and a Tensor or a number (broadcast) as the value."""
+        index, value = _as_numpy_index(index), self._lift(value)
+        if not (modes.grad and (self.requires_grad or value.requires_grad)):  # fast path: nothing to record
+            try:
+                self._array[index] = value._array
+            except (IndexError, ValueError) as e:
+                raise (IndexError if isinstance(e, IndexError) else RuntimeError)(
+                    f"setitem: {e} (tensor of shape {self.shape}, value of shape {value.shape})") from None
+            self._counter().bump()
+            return
+        self._inplace("setitem", lambda x: ops.SetItem.apply(x, value.to(x.dtype), index=index))
+
+
+def _to_arguments(t: Tensor, args: tuple, kwargs: dict) -> tuple[Any, Any, bool]:
+    """(dtype, device, copy) from the ways to call Tensor.to: (dtype), (device), (device, dtype),
+    (tensor), and the keywords dtype, device, copy, non_blocking."""
+    dtype, target = kwargs.pop("dtype", None), kwargs.pop("device", None)
+    copy = bool(kwargs.pop("copy", False))
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"to: unexpected keyword arguments {sorted(kwargs)}")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype, target = arg.dtype, arg.device
+        elif isinstance(arg, (str, Device)):
+            target = arg
+        elif arg is not None:
+            try:
+                dtype = np.dtype(arg)
+            except TypeError:
+                raise TypeError(f"to: expected a dtype, a device or a tensor, got {arg!r}") from None
+    return dtype, target, copy
+
 
 def _promote(x: Tensor, y: Tensor, true_division: bool = False) -> tuple[Tensor, Tensor]:
     """PyTorch's type promotion across kinds: the operand of the lower kind (bool < int < float) takes
     the other's dtype, so int64 * float32 is float32 (NumPy would say float64); `/` of integers is
     float32. Within a kind NumPy's rule (the wider dtype) is PyTorch's too."""
-    if x.data.dtype is y.data.dtype and not true_division:  # the common case: nothing to do
+    if x._array.dtype is y._array.dtype and not true_division:  # the common case: nothing to do
         return x, y
     kx, ky = _KIND_RANK[x.dtype.kind], _KIND_RANK[y.dtype.kind]
     if kx < ky:
@@ -447,10 +767,20 @@ def _promote(x: Tensor, y: Tensor, true_division: bool = False) -> tuple[Tensor,
 def _as_numpy_index(index: Any) -> tuple:
     """Tensors and lists inside an index become arrays, so NumPy reads them as advanced indices."""
     parts = index if isinstance(index, tuple) else (index,)
-    return tuple(p.data if isinstance(p, Tensor) else np.asarray(p) if isinstance(p, list) else p for p in parts)
+    return tuple(p._array if isinstance(p, Tensor) else np.asarray(p) if isinstance(p, list) else p for p in parts)
 
 
 # ---------------------------------------------------------------- functions of several tensors
+
+def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:  # noqa: A001
+    """torch.max: the largest value, (values, indices) along `dim`, or the elementwise maximum."""
+    return input.max(dim, keepdim)
+
+
+def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:  # noqa: A001
+    """torch.min: the smallest value, (values, indices) along `dim`, or the elementwise minimum."""
+    return input.min(dim, keepdim)
+
 
 def where(condition: Any, input: Any, other: Any) -> Tensor:
     """`input` where `condition` holds, else `other`; gradients flow to both branches' picked elements."""

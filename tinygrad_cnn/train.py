@@ -107,7 +107,7 @@ def evaluate(model: Module, inputs: np.ndarray, labels: np.ndarray, batch_size: 
             x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
             logits = model(Tensor(x))
             total_loss += F.cross_entropy(logits, Tensor(y), reduction="sum").item()
-            predictions.append(logits.data.argmax(axis=1))
+            predictions.append(logits.detach().numpy().argmax(axis=1))
             bar.update(len(x))
     predictions = np.concatenate(predictions)
     return Evaluation(total_loss / len(labels), float(np.mean(predictions == labels)), predictions)
@@ -222,7 +222,7 @@ class TrainingRun:
                 n = len(y)
                 seen += n
                 loss_sum += loss.item() * n
-                correct += int((logits.data.argmax(axis=1) == y.data).sum())
+                correct += int((logits.detach().numpy().argmax(axis=1) == y.numpy()).sum())
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
                 bar.update(n)
         train_seconds = time.perf_counter() - start

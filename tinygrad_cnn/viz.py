@@ -27,7 +27,9 @@ from typing import Any, Sequence
 import graphviz
 import numpy as np
 
-from .autograd import Context, topological_order
+from .autograd.engine import topological_order
+from .autograd.function import Context
+from .autograd.graph import AccumulateGrad, RetainGrad
 from .introspect import grad_text, norm, parameter_names
 from .scopes import Scope, compact
 from .tensor import Tensor
@@ -125,11 +127,12 @@ def render(graph: graphviz.Digraph | Tensor | Sequence[Tensor], path: str | Path
 class _Node:
     """One node to draw: a leaf, a primitive op (a Context), a composite call (a Scope) or an output."""
 
-    __slots__ = ("name", "kind", "obj", "tensors", "cluster")
+    __slots__ = ("name", "kind", "obj", "tensors", "shapes", "cluster")
 
     def __init__(self, name: str, kind: str, obj: Any, cluster: Scope | None) -> None:
         self.name, self.kind, self.obj, self.cluster = name, kind, obj, cluster
-        self.tensors: list[Tensor] = []  # the tensors it stands for: shown with their shapes
+        self.tensors: list[Tensor] = []  # the tensors it stands for that are alive: their gradients are shown
+        self.shapes: list[tuple] = []  # the shapes of what it computes
 
 
 class _Drawing:
@@ -173,32 +176,39 @@ class _Drawing:
                 else:
                     self.frame_inputs.append((leaf, call))
 
-    def add_output(self, node: _Node, t: Tensor) -> None:
-        if not any(t is u for u in node.tensors):
-            node.tensors.append(t)
+    def add_output(self, node: _Node, ctx: Context, nr: int) -> None:
+        """Note output `nr` of ctx as drawn by `node`: its shape, and its tensor if retain_grad() keeps
+        its gradient (a graph holds no tensors but what its VJPs need)."""
+        for hook in (ctx.pre_hooks or {}).get(nr, {}).values():  # a tensor kept by retain_grad() shows its grad
+            t = hook.tensor() if isinstance(hook, RetainGrad) else None
+            if t is not None and not any(t is u for u in node.tensors):
+                node.tensors.append(t)
+        if (ctx, nr) not in node.shapes:
+            node.shapes.append((ctx, nr))
 
     def collect(self, roots: Sequence[Tensor]) -> None:
-        for t in reversed(topological_order(roots, constants=True)):  # inputs before their results
-            if t.grad_fn is None:
+        for ctx in reversed(topological_order([root.grad_fn for root in roots])):  # inputs before results
+            if not isinstance(ctx, Context):
                 continue
-            ctx = t.grad_fn
             dst = self.op_node(ctx)
             if dst.kind == "op":
-                self.add_output(dst, t)
-            for x in ctx.inputs:
-                if x.grad_fn is not None:
-                    src = self.op_node(x.grad_fn)
+                for nr in range(ctx.num_outputs):
+                    self.add_output(dst, ctx, nr)
+            for i, (source, nr) in enumerate(ctx.next_functions):
+                if isinstance(source, Context):
+                    src = self.op_node(source)
                     if src is dst:
                         continue
-                    self.add_output(src, x)
-                elif self.shows_leaf(x, ctx):
-                    src = self.leaf_node(x, ctx)
+                    self.add_output(src, source, nr)
                 else:
-                    continue
+                    x = source.variable if isinstance(source, AccumulateGrad) else ctx.constant_input(i)
+                    if x is None or not self.shows_leaf(x, ctx):
+                        continue
+                    src = self.leaf_node(x, ctx)
                 self.edges[(src.name, dst.name)] = {}
         for root in roots:
             src = self.op_node(root.grad_fn)
-            self.add_output(src, root)
+            self.add_output(src, root.grad_fn, root.output_nr)
             out = self.node(root, "output")
             out.tensors = [root]
             self.edges[(src.name, out.name)] = {}
@@ -266,7 +276,7 @@ class _Drawing:
         else:
             lines.append(" ".join([node.obj.fn.__name__] + [f"{k}={_short(v)}" for k, v in node.obj.kwargs.items()]))
         if self.show_shapes and node.kind in ("op", "nn_op"):
-            lines.append(", ".join(str(tuple(t.shape)) for t in node.tensors))
+            lines.append(", ".join(str(tuple(ctx.output_meta[nr][0])) for ctx, nr in node.shapes))
         if self.show_grads:
             lines.extend(_grad_line(t) for t in node.tensors if t.grad is not None or node.kind == "parameter")
         return lines

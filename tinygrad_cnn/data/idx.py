@@ -78,7 +78,7 @@ def write_idx(path: str | os.PathLike, array: Any) -> None:
     The dtype must be one IDX can hold: uint8, int8, int16, int32, float32 or float64.
     """
     path = Path(path)
-    arr = np.asarray(array.data if isinstance(array, Tensor) else array)
+    arr = np.asarray(array.detach().numpy() if isinstance(array, Tensor) else array)
     code = _CODES.get(arr.dtype.newbyteorder("="))
     if code is None:
         raise TypeError(f"write_idx: IDX cannot store dtype {arr.dtype}; convert first, e.g. .astype(np.uint8) "

@@ -17,7 +17,6 @@ alongside it.
 from __future__ import annotations
 
 import copy
-import math
 import numbers
 from typing import Any, Iterator
 
@@ -117,7 +116,7 @@ class DataLoader:
         ds = self.dataset
         # Fast path only when __getitem__ is TensorDataset's own: a subclass may transform items.
         if isinstance(ds, TensorDataset) and type(ds).__getitem__ is TensorDataset.__getitem__:
-            return tuple(Tensor._make(t.data[indices], False, None) for t in ds.tensors)
+            return tuple(Tensor._make(t.detach().numpy()[indices]) for t in ds.tensors)
         return _collate([ds[int(i)] for i in indices])
 
     def __repr__(self) -> str:
@@ -188,7 +187,7 @@ def _collate(items: list[Any]) -> Any:
         return {k: _collate([it[k] for it in items]) for k in first}
     # np.generic before numbers.Number: np.float64 is a Python float but should keep its dtype.
     if isinstance(first, (Tensor, np.ndarray, np.generic)):
-        arrays = [np.asarray(it.data if isinstance(it, Tensor) else it) for it in items]
+        arrays = [np.asarray(it.detach().numpy() if isinstance(it, Tensor) else it) for it in items]
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             raise ValueError(f"DataLoader: cannot stack items of different shapes {sorted(shapes)} into a batch")

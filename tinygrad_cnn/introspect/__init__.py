@@ -9,15 +9,14 @@
         loss = model(x).sum()            # naming the op and the line of user code that made it
         loss.backward()
 
-autograd.py only holds the switches (one flag test per op while they are off). What runs when
-they are on lives here, one module per tool: `hooks` (Tensor.register_hook, nn.Module's forward
-and full backward hooks), `trace` (trace_backward, and the timed step the engine reports to it)
-and `anomaly` (detect_anomaly).
+The engine (autograd/) runs tensor hooks as node pre-hooks, and reports each backward step to
+the observers registered with `autograd.graph.register_backward_observer`; anomaly mode is
+autograd's own (autograd/anomaly.py). Here, one module per tool: `hooks` (nn.Module's forward
+and full backward hooks) and `trace` (trace_backward).
 """
-from .anomaly import check_forward, detect_anomaly
-from .hooks import call_module, run_tensor_hooks
-from .trace import (BackwardStep, BackwardTrace, grad_text, norm, parameter_names, report_step, timed_vjp,
-                    trace_backward)
+from ..autograd.anomaly import detect_anomaly
+from .hooks import call_module
+from .trace import BackwardStep, BackwardTrace, grad_text, norm, parameter_names, trace_backward
 
-__all__ = ["BackwardStep", "BackwardTrace", "call_module", "check_forward", "detect_anomaly", "grad_text", "norm",
-           "parameter_names", "report_step", "run_tensor_hooks", "timed_vjp", "trace_backward"]
+__all__ = ["BackwardStep", "BackwardTrace", "call_module", "detect_anomaly", "grad_text", "norm", "parameter_names",
+           "trace_backward"]

@@ -1,32 +1,20 @@
-"""Hooks: functions a backward pass (Tensor.register_hook) or a module call (nn.Module's
-register_forward_hook and register_full_backward_hook) runs, with PyTorch's semantics.
-autograd.run_backward calls `run_tensor_hooks`; nn.Module.__call__ calls `call_module`."""
+"""Module hooks: functions a module call (nn.Module's register_forward_hook and
+register_full_backward_hook) runs, with PyTorch's semantics. nn.Module.__call__ calls
+`call_module`; the backward hooks ride on tensor hooks, which the engine runs."""
 from __future__ import annotations
 
 from typing import Any
 
-from .. import autograd
-from ..autograd import Function
+from ..autograd.function import Primitive
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
 
 
-def run_tensor_hooks(t: Tensor, g: Tensor) -> Tensor:
-    """Pass g through t's hooks in the order they were registered; a returned Tensor replaces g."""
-    for hook in list(t._hooks.values()):
-        new = hook(g)
-        if new is None:
-            continue
-        if not isinstance(new, Tensor) or new.shape != g.shape:
-            got = f"shape {new.shape}" if isinstance(new, Tensor) else type(new).__name__
-            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned {got} for a gradient of "
-                               f"shape {g.shape}: a hook must return None or a Tensor of the gradient's shape")
-        g = new
-    return g
-
-
-class BackwardHookFunction(Function):
+class BackwardHookFunction(Primitive):
     """Identity (y = x, dL/dx = g): marks a module's inputs and outputs in the graph so a
     full backward hook can see the gradients that cross the module's boundary."""
+
+    returns_view = True
 
     @staticmethod
     def forward(ctx, x):
@@ -123,7 +111,7 @@ def call_module(module: Any, args: tuple, kwargs: dict) -> Any:
     forward hooks see (module, args, output) and may replace the output, then the outputs are
     marked for the backward hooks (the same order as PyTorch)."""
     backward = None
-    if module._backward_hooks and autograd.is_grad_enabled():
+    if module._backward_hooks and is_grad_enabled():
         backward = _BackwardHookCall(module)
         args = backward.wrap_inputs(args)
     output = module.forward(*args, **kwargs)

@@ -1,19 +1,16 @@
 """trace_backward: a record of every step of a backward pass, in the order it ran, as a table
-or a graph. While a trace (or anomaly mode) is on, autograd.run_backward runs each VJP through
-`timed_vjp` and hands the result to `report_step`."""
+or a graph. A trace is a backward observer (autograd.graph.register_backward_observer): while
+it is registered, the engine times each node's VJP and hands the result to `record`."""
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
-from .. import autograd
-from ..autograd import Context
+from ..autograd.graph import AccumulateGrad, Node, register_backward_observer
 from ..tensor import Tensor
-from . import anomaly
 
 if TYPE_CHECKING:
     import graphviz
@@ -21,7 +18,7 @@ if TYPE_CHECKING:
 
 def norm(t: Tensor) -> float:
     """The Euclidean norm of all of t's elements, summed in float64."""
-    return float(np.sqrt(np.sum(np.square(t.data, dtype=np.float64))))
+    return float(np.sqrt(np.sum(np.square(t.detach().numpy(), dtype=np.float64))))
 
 
 def parameter_names(params: Any, op: str) -> dict[int, tuple[str, Tensor]]:
@@ -41,45 +38,30 @@ def parameter_names(params: Any, op: str) -> dict[int, tuple[str, Tensor]]:
     return names
 
 
-def timed_vjp(ctx: Context, g: Tensor) -> tuple[Any, float]:
-    """ctx's VJP of g, and the seconds it took."""
-    start = time.perf_counter()
-    with anomaly.running_vjp():
-        input_grads = ctx.fn.backward(ctx, g)
-    return input_grads, time.perf_counter() - start
-
-
-def report_step(t: Tensor, ctx: Context | None, g: Tensor, grad_inputs: tuple[Tensor | None, ...],
-                seconds: float) -> None:
-    """One backward step is done: t's gradient g went through ctx's VJP (ctx None: into t.grad)."""
-    if ctx is not None and autograd.is_anomaly_enabled():
-        anomaly.check_backward(ctx, g, grad_inputs)
-    for observer in autograd._backward_observers:
-        observer.record(t, ctx, g, grad_inputs, seconds)
-
-
 @dataclass
 class BackwardStep:
     """One step of a backward pass: a node's VJP, or a leaf's gradient landing in `.grad`.
 
-    `tensor` is the tensor whose gradient arrived (the node's output), `grad_output` that
-    gradient (dL/d tensor), `grad_inputs` what the VJP sent to each input of the node (None
-    where none was needed); `sources` are the indices of the steps that sent gradient here.
+    `node` is the node that ran, `grad_output` the gradient of its output that arrived (dL/d
+    output; a tuple for a node with several outputs), `grad_inputs` what the VJP sent to each
+    input of the node (None where none was needed); `sources` are the indices of the steps that
+    sent gradient here.
     """
 
     index: int
     op: str  # 'MulBackward', or 'AccumulateGrad' for a leaf
     scope: str  # the composite op the node was made in ('conv2d', 'cross_entropy/log_softmax') or ''
     name: str  # the parameter's name for a named leaf, else ''
-    tensor: Tensor
-    grad_output: Tensor
+    node: Node
+    grad_output: Any
     grad_inputs: tuple[Tensor | None, ...]
     seconds: float
     sources: tuple[int, ...]
 
     @property
-    def node(self) -> Context | None:
-        return self.tensor.grad_fn
+    def tensor(self) -> Tensor | None:
+        """The leaf whose gradient landed in `.grad`, for an AccumulateGrad step; else None."""
+        return self.node.variable if isinstance(self.node, AccumulateGrad) else None
 
 
 class BackwardTrace:
@@ -90,23 +72,25 @@ class BackwardTrace:
     def __init__(self, params: Any = None) -> None:
         self.steps: list[BackwardStep] = []
         self._names = parameter_names(params, "trace_backward")
-        self._senders: dict[int, list[int]] = {}  # id(tensor) -> steps that sent it gradient
+        self._senders: dict[Node, list[int]] = {}  # node -> steps that sent it gradient
 
-    # autograd.run_backward calls these two
+    # the engine calls these two
     def start_pass(self) -> None:
         self._senders = {}
 
-    def record(self, t: Tensor, ctx: Context | None, g: Tensor, grad_inputs: tuple, seconds: float) -> None:
+    def record(self, node: Node, grads: list, grad_inputs: tuple, seconds: float) -> None:
         index = len(self.steps)
-        scope = "" if ctx is None or ctx.scope is None else ctx.scope.path
-        name = self._names.get(id(t), ("", None))[0]
-        sources = tuple(self._senders.pop(id(t), ()))
-        self.steps.append(BackwardStep(index, "AccumulateGrad" if ctx is None else ctx.name, scope, name, t, g,
-                                       grad_inputs, seconds, sources))
-        if ctx is not None:
-            for x, gx in zip(ctx.inputs, grad_inputs):
-                senders = self._senders.setdefault(id(x), [])
-                if gx is not None and (not senders or senders[-1] != index):  # x * x sends twice: one edge
+        scope = getattr(node, "scope", None)
+        leaf = node.variable if isinstance(node, AccumulateGrad) else None
+        name = self._names.get(id(leaf), ("", None))[0] if leaf is not None else ""
+        sources = tuple(self._senders.pop(node, ()))
+        grad_output = grads[0] if len(grads) == 1 else tuple(grads)
+        self.steps.append(BackwardStep(index, node.name(), "" if scope is None else scope.path, name, node,
+                                       grad_output, grad_inputs, seconds, sources))
+        for (next_node, _), gx in zip(node.next_functions, grad_inputs):
+            if next_node is not None and gx is not None:
+                senders = self._senders.setdefault(next_node, [])
+                if not senders or senders[-1] != index:  # x * x sends twice: one edge
                     senders.append(index)
 
     # reading it
@@ -130,7 +114,7 @@ class BackwardTrace:
         for s in self.steps:
             outs = ", ".join("-" if gx is None else grad_text(gx) for gx in s.grad_inputs)
             where = s.name or s.scope
-            time = f"{s.seconds * 1e6:.0f} us" if s.node is not None else ""
+            time = f"{s.seconds * 1e6:.0f} us" if s.tensor is None else ""
             rows.append((str(s.index), s.op, where, grad_text(s.grad_output), outs or "-> .grad", time))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
@@ -151,14 +135,15 @@ class BackwardTrace:
         for s in self.steps:
             lines = [f"#{s.index} {s.op}"] + [s.name or s.scope] * bool(s.name or s.scope)
             lines.append(f"grad {grad_text(s.grad_output)}")
-            if show_times and s.node is not None:
+            if show_times and s.tensor is None:
                 lines.append(f"{s.seconds * 1e6:.0f} us")
-            style = STYLES["parameter" if s.name else "input" if s.node is None else "op"]
+            style = STYLES["parameter" if s.name else "input" if s.tensor is not None else "op"]
             graph.node(f"s{s.index}", "\\n".join(lines), **style)
         for s in self.steps:
             for src in s.sources:
                 sender = self.steps[src]
-                sent = [g for x, g in zip(sender.node.inputs, sender.grad_inputs) if x is s.tensor and g is not None]
+                sent = [g for (node, _), g in zip(sender.node.next_functions, sender.grad_inputs)
+                        if node is s.node and g is not None]
                 graph.edge(f"s{src}", f"s{s.index}", label=grad_text(sum(sent[1:], sent[0])))
         return graph
 
@@ -176,8 +161,5 @@ def trace_backward(params: Any = None) -> Iterator[BackwardTrace]:
         params: a Module or a name -> Tensor dict, to name the parameters' AccumulateGrad steps.
     """
     trace = BackwardTrace(params)
-    autograd._backward_observers.append(trace)
-    try:
+    with register_backward_observer(trace):
         yield trace
-    finally:
-        autograd._backward_observers.remove(trace)

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from ..autograd.grad_mode import no_grad
 from ..rng import get_generator
 from ..tensor import Tensor
 
@@ -34,8 +35,8 @@ def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 
 
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
-    tensor.data[...] = values.astype(tensor.dtype)
-    return tensor
+    with no_grad():  # as PyTorch: initialising a parameter is not part of any graph
+        return tensor.copy_(tensor.new_tensor(values))
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
@@ -47,8 +48,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 
 def constant_(tensor: Tensor, value: float) -> Tensor:
-    tensor.data[...] = value
-    return tensor
+    with no_grad():
+        return tensor.fill_(value)
 
 
 def zeros_(tensor: Tensor) -> Tensor:

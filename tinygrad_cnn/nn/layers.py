@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import functional as F
 from ..creation import ones, zeros
+from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -106,8 +107,15 @@ class AvgPool2d(Module):
 
 
 class ReLU(Module):
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x: Tensor) -> Tensor:
-        return x.relu()
+        return F.relu(x, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
@@ -149,14 +157,14 @@ class Flatten(Module):
 class Dropout(Module):
     """Zero elements with probability p while training; identity in eval mode."""
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = p
+        self.p, self.inplace = p, inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -190,7 +198,7 @@ class BatchNorm2d(Module):
             centered = x - mean
             var = (centered * centered).mean((0, 2, 3), keepdim=True)
             if self.training and self.track_running_stats:
-                self._update_running_stats(mean.data, var.data, x.numel() // self.num_features)
+                self._update_running_stats(mean.detach().numpy(), var.detach().numpy(), x.numel() // self.num_features)
         else:
             centered = x - self.running_mean.reshape(shape)
             var = self.running_var.reshape(shape)
@@ -199,12 +207,13 @@ class BatchNorm2d(Module):
             out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
         return out
 
+    @no_grad()
     def _update_running_stats(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
-        self.num_batches_tracked.data = self.num_batches_tracked.data + 1
-        m = 1.0 / self.num_batches_tracked.data.item() if self.momentum is None else self.momentum
+        self.num_batches_tracked.add_(1)
+        m = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
         unbiased = var.reshape(-1) * (count / (count - 1))  # the running variance is unbiased, as PyTorch
         for buffer, batch_value in ((self.running_mean, mean.reshape(-1)), (self.running_var, unbiased)):
-            buffer.data = ((1 - m) * buffer.data + m * batch_value).astype(buffer.dtype)  # keeps .double()
+            buffer.mul_(1 - m).add_(buffer.new_tensor(m * batch_value))  # in place: keeps .double()
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from ..autograd import RemovableHandle
+from ..autograd.grad_mode import no_grad
+from ..autograd.graph import RemovableHandle
 from ..introspect import call_module
 from ..tensor import Tensor
 
@@ -169,16 +170,17 @@ class Module:
         for name, target in own.items():
             if name in state_dict:
                 value = state_dict[name]
-                value = value.data if isinstance(value, Tensor) else np.asarray(value)
+                value = value.detach().numpy() if isinstance(value, Tensor) else np.asarray(value)
                 if value.shape != target.shape:
                     errors.append(f"size mismatch for {name}: the checkpoint has shape {value.shape}, "
                                   f"the model has {target.shape}")
         if errors:
             raise RuntimeError(f"load_state_dict for {type(self).__name__}: " + "; ".join(errors))
-        for name, target in own.items():
-            if name in state_dict:
-                value = state_dict[name]
-                target.data[...] = value.data if isinstance(value, Tensor) else value
+        with no_grad():
+            for name, target in own.items():
+                if name in state_dict:
+                    value = state_dict[name]
+                    target.copy_(value.detach() if isinstance(value, Tensor) else target.new_tensor(value))
         return IncompatibleKeys(missing, unexpected)
 
     def train(self, mode: bool = True) -> Module:
@@ -193,11 +195,15 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def to(self, dtype: Any) -> Module:
-        """Convert every floating point parameter and buffer to `dtype`, in place."""
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """`to(dtype)`, `to(device)` or `to(device, dtype)`: every floating point parameter and buffer
+        converted, in place (the same Parameter objects, so an optimizer made before still sees them)."""
         for t in list(self.parameters()) + list(self.buffers()):
             if t.dtype.kind == "f":
-                t.data = t.data.astype(dtype)
+                t.data = t.detach().to(*args, **kwargs)
+        return self
+
+    def cpu(self) -> Module:
         return self
 
     def float(self) -> Module:

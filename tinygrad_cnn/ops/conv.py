@@ -35,7 +35,8 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..autograd import Function
+from ..autograd.function import Primitive
+from ..autograd.grad_mode import is_grad_enabled
 from .window import output_size
 
 Pair = tuple[int, int]
@@ -165,6 +166,16 @@ def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, grad_shape: tuple, 
     return image[:, top:top + h, left:left + width].transpose(3, 0, 1, 2)
 
 
+def _batch_last_layout(a: np.ndarray) -> np.ndarray:
+    """a (N, C, H, W), lying batch-last in memory: as it is if it does, else copied so."""
+    return a if _batch_last(a).flags.c_contiguous else _batch_last_copy(a).transpose(3, 0, 1, 2)
+
+
+def _geometry(kwargs: dict) -> dict:
+    """The arguments all three convolutions share, out of one's keyword arguments."""
+    return {k: kwargs[k] for k in ("padding", "stride", "dilation", "groups")}
+
+
 _SHAPES = {"input": "(N, C, H, W)", "grad": "(N, O, OH, OW)", "weight": "(O, C/groups, KH, KW)"}
 
 
@@ -192,7 +203,7 @@ def _check_fit(op: str, input_shape: tuple, weight_shape: tuple, grad_shape: tup
                          f"{tuple(input_shape)} and weight of shape {tuple(weight_shape)} (expected {(n, o, *out_hw)})")
 
 
-class Conv2d(Function):
+class Conv2d(Primitive):
     """x (N, C, H, W), w (O, C/G, KH, KW), optional b (O,) -> (N, O, OH, OW):
     y[n, o, p, q] = b[o] + sum over c, i, j of x_padded[n, c, p*sh + i*dh, q*sw + j*dw] * w[o, c, i, j]
     (c within o's group). VJPs in the module docstring."""
@@ -215,58 +226,67 @@ class Conv2d(Function):
                       out=_per_group(y[:, start:stop], groups, by_row))
         if b is not None:
             y += b[:, None, None]
-        if ctx.needs_input_grad[1]:
-            ctx.save_for_backward(image)  # for the weight gradient: padded and batch-last already
+        need_x, need_w = ctx.needs_input_grad[:2]
+        # the weight gradient needs x, and its image padded and batch-last (made already)
+        ctx.save_for_backward(x if need_w else None, image if need_w else None, w if need_x else None,
+                              x.shape, w.shape)
         return y.reshape(w.shape[0], oh, ow, n).transpose(3, 0, 1, 2)
 
     @staticmethod
     def backward(ctx, g):
-        x, w, *bias = ctx.inputs
+        x, image, w, x_shape, w_shape = ctx.saved_tensors
         need_x, need_w, *need_b = ctx.needs_input_grad
-        rows = _grad_rows(g.data) if need_x or need_w else None  # copied once for both if g is not batch-last
-        dx = ConvTranspose2d.apply(g, w, input_size=x.shape[-2:], grad_rows=rows, **ctx.kwargs) if need_x else None
-        dw = Conv2dWeightGrad.apply(x, g, kernel_size=w.shape[-2:], image=ctx.saved[0],
-                                    grad_rows=rows, **ctx.kwargs) if need_w else None
-        if not bias:
+        geometry = weight_geometry = ctx.kwargs
+        if not is_grad_enabled() and (need_x or need_w):
+            # Fast path of a plain backward, where no gradient has to be a graph: both products get the
+            # gradient laid out batch-last (copied at most once), and the weight gradient is taken
+            # from the image the forward has padded and laid out already.
+            g = g._wrap(_batch_last_layout(g.detach().numpy()))
+            if need_w:
+                x, weight_geometry = g._wrap(image.transpose(3, 0, 1, 2)), {**geometry, "padding": (0, 0, 0, 0)}
+        dx = ConvTranspose2d.apply(g, w, input_size=x_shape[-2:], **geometry) if need_x else None
+        dw = Conv2dWeightGrad.apply(x, g, kernel_size=w_shape[-2:], **weight_geometry) if need_w else None
+        if not need_b:
             return dx, dw
         return dx, dw, g.sum((0, 2, 3)) if need_b[0] else None
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2d(Primitive):
     """g (N, O, OH, OW), w (O, C/G, KH, KW) -> (N, C, H, W) with (H, W) = input_size: the adjoint
     of Conv2d in its input, dx[n, c, p*sh + i*dh, q*sw + j*dw] += g[n, o, p, q] * w[o, c, i, j]
-    (positions in the padding dropped). `grad_rows`, if given, is g as (O, OH, OW*N)."""
+    (positions in the padding dropped)."""
 
     @staticmethod
-    def forward(ctx, g, w, *, input_size, padding, stride, dilation, groups, grad_rows=None):
+    def forward(ctx, g, w, *, input_size, padding, stride, dilation, groups):
         _check_rank("conv_transpose2d", grad=g, weight=w)
         _check_fit("conv_transpose2d", (g.shape[0], w.shape[1] * groups, *input_size), w.shape, g.shape, padding,
                    stride, dilation, groups)
-        rows = _grad_rows(g) if grad_rows is None else grad_rows
-        return _sent_back(rows, w, groups, g.shape, input_size, padding, stride, dilation)
+        need_g, need_w = ctx.needs_input_grad
+        ctx.save_for_backward(g if need_w else None, w if need_g else None, w.shape)
+        return _sent_back(_grad_rows(g), w, groups, g.shape, input_size, padding, stride, dilation)
 
     @staticmethod
     def backward(ctx, h):
-        g, w = ctx.inputs
+        g, w, w_shape = ctx.saved_tensors
         need_g, need_w = ctx.needs_input_grad
-        geometry = {k: v for k, v in ctx.kwargs.items() if k not in ("input_size", "grad_rows")}
+        geometry = _geometry(ctx.kwargs)
         return (Conv2d.apply(h, w, **geometry) if need_g else None,
-                Conv2dWeightGrad.apply(h, g, kernel_size=w.shape[-2:], **geometry) if need_w else None)
+                Conv2dWeightGrad.apply(h, g, kernel_size=w_shape[-2:], **geometry) if need_w else None)
 
 
-class Conv2dWeightGrad(Function):
+class Conv2dWeightGrad(Primitive):
     """x (N, C, H, W), g (N, O, OH, OW) -> (O, C/G, KH, KW) with (KH, KW) = kernel_size:
-    dw[o, c, i, j] = sum over n, p, q of x_padded[n, c, p*sh + i*dh, q*sw + j*dw] * g[n, o, p, q].
-    `image` and `grad_rows`, if given, are x padded as (C, PH, PW, N) and g as (O, OH, OW*N),
-    already made by the Conv2d it differentiates."""
+    dw[o, c, i, j] = sum over n, p, q of x_padded[n, c, p*sh + i*dh, q*sw + j*dw] * g[n, o, p, q]."""
 
     @staticmethod
-    def forward(ctx, x, g, *, kernel_size, padding, stride, dilation, groups, image=None, grad_rows=None):
+    def forward(ctx, x, g, *, kernel_size, padding, stride, dilation, groups):
         _check_rank("conv2d_weight_grad", input=x, grad=g)
         _check_fit("conv2d_weight_grad", x.shape, (g.shape[1], x.shape[1] // groups, *kernel_size), g.shape, padding,
                    stride, dilation, groups)
-        windows = _windows(_padded(x, padding) if image is None else image, kernel_size, stride, dilation)
-        grad_rows = _grad_rows(g) if grad_rows is None else grad_rows
+        need_x, need_g = ctx.needs_input_grad
+        ctx.save_for_backward(x if need_g else None, g if need_x else None, x.shape)
+        windows = _windows(_padded(x, padding), kernel_size, stride, dilation)
+        grad_rows = _grad_rows(g)
         o, c_per_group = g.shape[1], x.shape[1] // groups
         taps_per_group = c_per_group * kernel_size[0] * kernel_size[1]
         by_row = _by_row(o // groups, taps_per_group)
@@ -283,8 +303,8 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def backward(ctx, h):
-        x, g = ctx.inputs
+        x, g, x_shape = ctx.saved_tensors
         need_x, need_g = ctx.needs_input_grad
-        geometry = {k: v for k, v in ctx.kwargs.items() if k not in ("kernel_size", "image", "grad_rows")}
-        return (ConvTranspose2d.apply(g, h, input_size=x.shape[-2:], **geometry) if need_x else None,
+        geometry = _geometry(ctx.kwargs)
+        return (ConvTranspose2d.apply(g, h, input_size=x_shape[-2:], **geometry) if need_x else None,
                 Conv2d.apply(x, h, **geometry) if need_g else None)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Context, Function
+from ..autograd.function import Context, Primitive
 
 
 # ---------------------------------------------------------------- binary
 
-class Add(Function):
+class Add(Primitive):
     """x + y.  dL/dx = g, dL/dy = g."""
 
     @staticmethod
@@ -21,7 +21,7 @@ class Add(Function):
         return g, g
 
 
-class Sub(Function):
+class Sub(Primitive):
     """x - y.  dL/dx = g, dL/dy = -g."""
 
     @staticmethod
@@ -33,49 +33,53 @@ class Sub(Function):
         return g, (-g if ctx.needs_input_grad[1] else None)
 
 
-class Mul(Function):
+class Mul(Primitive):
     """x * y.  dL/dx = g * y, dL/dy = g * x."""
 
     @staticmethod
     def forward(ctx, x, y):
+        dx, dy = ctx.needs_input_grad
+        ctx.save_for_backward(x if dy else None, y if dx else None)
         return x * y
 
     @staticmethod
     def backward(ctx, g):
-        x, y = ctx.inputs
-        dx, dy = ctx.needs_input_grad
-        return (g * y if dx else None), (g * x if dy else None)
+        x, y = ctx.saved_tensors
+        return (None if y is None else g * y), (None if x is None else g * x)
 
 
-class Div(Function):
+class Div(Primitive):
     """x / y.  dL/dx = g / y, dL/dy = -g * x / y**2 = -(g / y) * out."""
 
     @staticmethod
     def forward(ctx, x, y):
-        return x / y
+        out = x / y
+        ctx.save_for_backward(y, out if ctx.needs_input_grad[1] else None)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        _, y = ctx.inputs
+        y, out = ctx.saved_tensors
         g_over_y = g / y
-        return g_over_y, (-g_over_y * ctx.output if ctx.needs_input_grad[1] else None)
+        return g_over_y, (None if out is None else -g_over_y * out)
 
 
-class Pow(Function):
+class Pow(Primitive):
     """x ** y.  dL/dx = g * y * x**(y-1), dL/dy = g * out * log(x), taken as 0 where x == 0
     (as PyTorch: the limit for y > 0)."""
 
     @staticmethod
     def forward(ctx, x, y):
-        return x ** y
+        out = x ** y
+        ctx.save_for_backward(x, y, out if ctx.needs_input_grad[1] else None)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        x, y = ctx.inputs
-        dx, dy = ctx.needs_input_grad
-        gx = g * y * x ** (y - 1) if dx else None
+        x, y, out = ctx.saved_tensors
+        gx = g * y * x ** (y - 1) if ctx.needs_input_grad[0] else None
         # log of 1 where x == 0, so neither the value nor its own derivative is inf/nan
-        gy = g * ctx.output * x.where(x.data != 0, 1.0).log() if dy else None
+        gy = None if out is None else g * out * x.where(x != 0, 1.0).log()
         return gx, gy
 
 
@@ -84,7 +88,7 @@ def _tie_weights(x_wins: np.ndarray, tie: np.ndarray, dtype: np.dtype) -> np.nda
     return (x_wins + 0.5 * tie).astype(dtype, copy=False)
 
 
-class Maximum(Function):
+class Maximum(Primitive):
     """max(x, y).  dL/dx = g * w, dL/dy = g * (1 - w); w = 1 where x > y, 1/2 at ties."""
 
     @staticmethod
@@ -95,28 +99,29 @@ class Maximum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        w, = ctx.saved
+        w, = ctx.saved_tensors
         return g * w, g * (1 - w)
 
 
-class Where(Function):
+class Where(Primitive):
     """condition ? x : y, with a boolean `condition` (no gradient).
     dL/dx = g where condition else 0; dL/dy = the rest."""
 
     @staticmethod
     def forward(ctx, condition, x, y):
+        ctx.save_for_backward(condition)
         return np.where(condition, x, y)
 
     @staticmethod
     def backward(ctx, g):
-        condition = ctx.inputs[0].data
+        condition, = ctx.saved_tensors
         _, dx, dy = ctx.needs_input_grad
         return None, (g.where(condition, 0.0) if dx else None), (g.where(~condition, 0.0) if dy else None)
 
 
 # ---------------------------------------------------------------- unary
 
-class Neg(Function):
+class Neg(Primitive):
     """-x.  dL/dx = -g."""
 
     @staticmethod
@@ -128,55 +133,65 @@ class Neg(Function):
         return -g
 
 
-class Exp(Function):
+class Exp(Primitive):
     """exp(x).  dL/dx = g * out."""
 
     @staticmethod
     def forward(ctx, x):
-        return np.exp(x)
+        out = np.exp(x)
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.output
+        out, = ctx.saved_tensors
+        return g * out
 
 
-class Log(Function):
+class Log(Primitive):
     """log(x).  dL/dx = g / x."""
 
     @staticmethod
     def forward(ctx, x):
+        ctx.save_for_backward(x)
         return np.log(x)
 
     @staticmethod
     def backward(ctx, g):
-        return g / ctx.inputs[0]
+        x, = ctx.saved_tensors
+        return g / x
 
 
-class Sqrt(Function):
+class Sqrt(Primitive):
     """sqrt(x).  dL/dx = g / (2 * out)."""
 
     @staticmethod
     def forward(ctx, x):
-        return np.sqrt(x)
+        out = np.sqrt(x)
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        return g / (ctx.output * 2)
+        out, = ctx.saved_tensors
+        return g / (out * 2)
 
 
-class Abs(Function):
+class Abs(Primitive):
     """|x|.  dL/dx = g * sign(x); 0 at x == 0, as PyTorch."""
 
     @staticmethod
     def forward(ctx, x):
+        ctx.save_for_backward(np.sign(x))
         return np.abs(x)
 
     @staticmethod
     def backward(ctx, g):
-        return g * np.sign(ctx.inputs[0].data)
+        sign, = ctx.saved_tensors
+        return g * sign
 
 
-class Relu(Function):
+class Relu(Primitive):
     """max(x, 0).  dL/dx = g * (x > 0); 0 at x == 0, as PyTorch."""
 
     @staticmethod
@@ -186,40 +201,44 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, g):
-        positive, = ctx.saved
+        positive, = ctx.saved_tensors
         # NumPy multiplies by a boolean mask directly: no Cast op, no float copy of the mask
-        return Mul.apply(g, type(g)._make(positive, False, None))
+        return Mul.apply(g, g._wrap(positive))
 
 
-class Tanh(Function):
+class Tanh(Primitive):
     """tanh(x).  dL/dx = g * (1 - out**2)."""
 
     @staticmethod
     def forward(ctx, x):
-        return np.tanh(x)
+        out = np.tanh(x)
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        out = ctx.output
+        out, = ctx.saved_tensors
         return g * (1 - out * out)
 
 
-class Sigmoid(Function):
+class Sigmoid(Primitive):
     """1 / (1 + exp(-x)), computed without overflow.  dL/dx = g * out * (1 - out)."""
 
     @staticmethod
     def forward(ctx, x):
         # exp(-|x|) never overflows; pick the form that is stable on each side of 0
         e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        out = ctx.output
+        out, = ctx.saved_tensors
         return g * (out * (1 - out))
 
 
-class Clamp(Function):
+class Clamp(Primitive):
     """min(max(x, min), max).  dL/dx = g where min <= x <= max, else 0 (bounds included, as PyTorch)."""
 
     @staticmethod
@@ -234,17 +253,19 @@ class Clamp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        inside, = ctx.saved
+        inside, = ctx.saved_tensors
         return g * inside
 
 
-class Cast(Function):
+class Cast(Primitive):
     """x converted to `dtype`.  dL/dx = g converted back to x's dtype."""
 
     @staticmethod
     def forward(ctx, x, *, dtype):
+        ctx.save_for_backward(x.dtype)
         return x.astype(dtype)
 
     @staticmethod
     def backward(ctx, g):
-        return g.to(ctx.inputs[0].dtype)
+        dtype, = ctx.saved_tensors
+        return g.to(dtype)

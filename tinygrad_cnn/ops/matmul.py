@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd.function import Primitive
 
 
-class MatMul(Function):
+class MatMul(Primitive):
     """x @ y over the last two dims, leading (batch) dims broadcast.
     dL/dx = g @ y^T, dL/dy = x^T @ g (summed over broadcast batch dims by the engine)."""
 
@@ -15,6 +15,8 @@ class MatMul(Function):
         if x.shape[-1] != y.shape[-2]:
             raise ValueError(f"matmul: shapes {x.shape} and {y.shape} cannot be multiplied "
                              f"({x.shape[-1]} != {y.shape[-2]})")
+        dx, dy = ctx.needs_input_grad
+        ctx.save_for_backward(x if dy else None, y if dx else None)
         try:
             return np.matmul(x, y)
         except ValueError:
@@ -22,6 +24,5 @@ class MatMul(Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, y = ctx.inputs
-        dx, dy = ctx.needs_input_grad
-        return (g @ y.mT if dx else None), (x.mT @ g if dy else None)
+        x, y = ctx.saved_tensors
+        return (None if y is None else g @ y.mT), (None if x is None else x.mT @ g)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd.function import Primitive
 
 
-class Reshape(Function):
+class Reshape(Primitive):
     """x viewed with a new shape (one -1 allowed).  dL/dx = g reshaped back."""
+
+    returns_view = True
 
     @staticmethod
     def forward(ctx, x, *, shape):
+        ctx.save_for_backward(x.shape)
         try:
             return x.reshape(shape)
         except ValueError:
@@ -21,11 +24,14 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g.reshape(ctx.inputs[0].shape)
+        shape, = ctx.saved_tensors
+        return g.reshape(shape)
 
 
-class Permute(Function):
+class Permute(Primitive):
     """x with its dims reordered: out.shape[i] = x.shape[dims[i]].  dL/dx = g permuted back."""
+
+    returns_view = True
 
     @staticmethod
     def forward(ctx, x, *, dims):
@@ -39,11 +45,14 @@ class Permute(Function):
         return g.permute(*np.argsort(ctx.kwargs["dims"]).tolist())
 
 
-class Expand(Function):
+class Expand(Primitive):
     """x broadcast to `shape` (a read-only view, no copy).  dL/dx = g summed back to x's shape."""
+
+    returns_view = True
 
     @staticmethod
     def forward(ctx, x, *, shape):
+        ctx.save_for_backward(x.shape)
         try:
             return np.broadcast_to(x, shape)
         except ValueError:
@@ -52,7 +61,8 @@ class Expand(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g.sum_to_size(ctx.inputs[0].shape)
+        shape, = ctx.saved_tensors
+        return g.sum_to_size(shape)
 
 
 def _has_int_array(index: tuple) -> bool:
@@ -60,12 +70,15 @@ def _has_int_array(index: tuple) -> bool:
     return any(isinstance(i, np.ndarray) and i.dtype.kind in "iu" for i in index)
 
 
-class GetItem(Function):
+class GetItem(Primitive):
     """x[index] with ints, slices, None, Ellipsis, integer or boolean arrays.
     dL/dx = g scattered (added) into zeros of x's shape at `index`."""
 
+    returns_view = True  # with basic indices (ints, slices)
+
     @staticmethod
     def forward(ctx, x, *, index):
+        ctx.save_for_backward(x.shape)
         try:
             return x[index]
         except IndexError as e:
@@ -73,10 +86,11 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return IndexAdd.apply(g, index=ctx.kwargs["index"], shape=ctx.inputs[0].shape)
+        shape, = ctx.saved_tensors
+        return IndexAdd.apply(g, index=ctx.kwargs["index"], shape=shape)
 
 
-class IndexAdd(Function):
+class IndexAdd(Primitive):
     """zeros(shape) with `values` added at `index`: the adjoint of GetItem.  dL/dvalues = g[index]."""
 
     @staticmethod
@@ -93,7 +107,7 @@ class IndexAdd(Function):
         return g[ctx.kwargs["index"]]
 
 
-class Pad(Function):
+class Pad(Primitive):
     """x padded with a constant: `pad_width` is one (before, after) pair per dim.
     dL/dx = g with the padding cropped off."""
 
@@ -107,17 +121,39 @@ class Pad(Function):
         return g[crop]
 
 
-class Cat(Function):
+class Cat(Primitive):
     """Inputs joined along `dim` (already normalized).  dL/dx_i = the slice of g that x_i filled."""
 
     @staticmethod
     def forward(ctx, *xs, dim):
+        ctx.save_for_backward(*[x.shape[dim] for x in xs])
         return np.concatenate(xs, axis=dim)
 
     @staticmethod
     def backward(ctx, g):
-        dim = ctx.kwargs["dim"]
-        ends = np.cumsum([x.shape[dim] for x in ctx.inputs]).tolist()
-        lead = (slice(None),) * dim
-        return tuple(g[lead + (slice(end - x.shape[dim], end),)] if needed else None
-                     for x, end, needed in zip(ctx.inputs, ends, ctx.needs_input_grad))
+        sizes, lead = ctx.saved_tensors, (slice(None),) * ctx.kwargs["dim"]
+        ends = np.cumsum(sizes).tolist()
+        return tuple(g[lead + (slice(end - size, end),)] if needed else None
+                     for size, end, needed in zip(sizes, ends, ctx.needs_input_grad))
+
+
+class SetItem(Primitive):
+    """x with `values` written at `index` (broadcast, as NumPy assigns): out = x; out[index] = values.
+    dL/dx = g with zeros at `index`; dL/dvalues = g[index] (summed back to values' shape by the engine)."""
+
+    @staticmethod
+    def forward(ctx, x, values, *, index):
+        out = x.copy()
+        try:
+            out[index] = values
+        except IndexError as e:
+            raise IndexError(f"setitem: {e} (tensor of shape {x.shape})") from None
+        except ValueError as e:
+            raise RuntimeError(f"setitem: {e} (tensor of shape {x.shape}, values of shape {values.shape})") from None
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        index, (dx, dvalues) = ctx.kwargs["index"], ctx.needs_input_grad
+        zero = g._wrap(np.zeros((), g.dtype))
+        return (SetItem.apply(g, zero, index=index) if dx else None), (g[index] if dvalues else None)

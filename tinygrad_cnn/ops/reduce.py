@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd.function import Primitive
 from ..shapes import normalize_dims
 
 
@@ -12,21 +12,22 @@ def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-class Sum(Function):
+class Sum(Primitive):
     """Sum over `dim` (None = all).  dL/dx = g broadcast back over the summed dims."""
 
     @staticmethod
     def forward(ctx, x, *, dim=None, keepdim=False):
-        ctx.axes = normalize_dims(dim, x.ndim, "sum", x.shape)
-        return x.sum(axis=ctx.axes, keepdims=keepdim)
+        axes = normalize_dims(dim, x.ndim, "sum", x.shape)
+        ctx.save_for_backward(x.shape, axes)
+        return x.sum(axis=axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
-        shape = ctx.inputs[0].shape
-        return g.reshape(_kept_shape(shape, ctx.axes)).expand(shape)
+        shape, axes = ctx.saved_tensors
+        return g.reshape(_kept_shape(shape, axes)).expand(shape)
 
 
-class Max(Function):
+class Max(Primitive):
     """Largest value over `dim` (None = all).
 
     dL/dx = g * w, where w picks the maximum: with `spread_ties` the gradient is split
@@ -47,17 +48,16 @@ class Max(Function):
             (axis,) = axes
             w = np.zeros(x.shape, dtype=bool)
             np.put_along_axis(w, x.argmax(axis=axis, keepdims=True), True, axis=axis)
-        ctx.axes = axes
-        ctx.save_for_backward(w.astype(x.dtype, copy=False))
+        ctx.save_for_backward(w.astype(x.dtype, copy=False), axes)
         return top if keepdim else top.reshape([n for i, n in enumerate(top.shape) if i not in axes])
 
     @staticmethod
     def backward(ctx, g):
-        w, = ctx.saved
-        return g.reshape(_kept_shape(w.shape, ctx.axes)) * w
+        w, axes = ctx.saved_tensors
+        return g.reshape(_kept_shape(w.shape, axes)) * w
 
 
-class SumToSize(Function):
+class SumToSize(Primitive):
     """Sum a broadcast array back down to `shape`: the adjoint of expand.  dL/dx = g expanded."""
 
     @staticmethod
@@ -66,8 +66,10 @@ class SumToSize(Function):
         if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, x.shape[lead:])):
             raise ValueError(f"sum_to_size: shape {x.shape} cannot be summed to {tuple(shape)}")
         axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 != x.shape[lead + i])
+        ctx.save_for_backward(x.shape)
         return x.sum(axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
 
     @staticmethod
     def backward(ctx, g):
-        return g.expand(ctx.inputs[0].shape)
+        shape, = ctx.saved_tensors
+        return g.expand(shape)

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd.function import Primitive
 
 Pair = tuple[int, int]
 
@@ -55,7 +55,7 @@ def _in_order_of(layout: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- max pooling
 
-class WindowMax(Function):
+class WindowMax(Primitive):
     """The largest value in each window: (N, C, H, W) -> (N, C, OH, OW).
     dL/dx = g sent to each window's first maximum (row-major order, as PyTorch), via WindowScatter;
     a NaN counts as the maximum, and of several NaNs the last one takes g (as PyTorch)."""
@@ -79,17 +79,16 @@ class WindowMax(Function):
         if nan_windows.any():  # as PyTorch: a NaN is the maximum, and the window's last NaN takes the gradient
             for k, where in _offset_slices(kernel_size, stride, dilation, (oh, ow), offset_type):
                 winner[nan_windows & np.isnan(x[where])] = k
-        ctx.save_for_backward(winner)
+        ctx.save_for_backward(winner, x.shape[-2:])
         return best
 
     @staticmethod
     def backward(ctx, g):
-        winner, = ctx.saved
-        kw = ctx.kwargs
-        return WindowScatter.apply(g, index=winner, input_size=ctx.inputs[0].shape[-2:], **kw)
+        winner, input_size = ctx.saved_tensors
+        return WindowScatter.apply(g, index=winner, input_size=input_size, **ctx.kwargs)
 
 
-class WindowScatter(Function):
+class WindowScatter(Primitive):
     """g (N, C, OH, OW) placed in zeros (N, C, H, W) at the offset `index` picks in each window
     (added where windows overlap).  dL/dg = WindowGather(g') at the same offsets."""
 
@@ -115,12 +114,13 @@ class WindowScatter(Function):
         return WindowGather.apply(g, **kw)
 
 
-class WindowGather(Function):
+class WindowGather(Primitive):
     """From each window, the element at the offset `index` picks: (N, C, H, W) -> (N, C, OH, OW).
     dL/dx = WindowScatter(g) at the same offsets."""
 
     @staticmethod
     def forward(ctx, x, *, index, kernel_size, stride, dilation):
+        ctx.save_for_backward(x.shape[-2:])
         out = np.zeros_like(index, dtype=x.dtype)
         for k, where in _offset_slices(kernel_size, stride, dilation, index.shape[-2:], index.dtype.type):
             out += x[where] * (index == k)
@@ -128,4 +128,5 @@ class WindowGather(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return WindowScatter.apply(g, input_size=ctx.inputs[0].shape[-2:], **ctx.kwargs)
+        input_size, = ctx.saved_tensors
+        return WindowScatter.apply(g, input_size=input_size, **ctx.kwargs)

@@ -1,8 +1,10 @@
 """Optimizers, step for step as torch.optim.
 
-An optimizer updates `p.data` in place from `p.grad` outside the graph. Parameters
-come as an iterable of Tensors or of param-group dicts (`{"params": [...], "lr": ...}`),
-and every per-parameter state is a NumPy array, so `state_dict()` can be saved as is.
+An optimizer works out each step in NumPy from `p.grad` and writes it into `p` in place under
+`no_grad()`, so `p` stays a leaf and its version counter sees the change (a backward pass that
+still needed the old value raises). Parameters come as an iterable of Tensors or of param-group
+dicts (`{"params": [...], "lr": ...}`), and every per-parameter state is a NumPy array, so
+`state_dict()` can be saved as is.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 
 
@@ -48,6 +51,12 @@ class Optimizer:
             self.param_groups.append(group)
         self.state: dict[int, dict[str, Any]] = {}  # keyed by the parameter's position over all groups
 
+    @staticmethod
+    def _subtract(p: Tensor, delta: np.ndarray) -> None:
+        """p -= delta, in place."""
+        with no_grad():
+            p.sub_(p.new_tensor(delta))
+
     def _params(self) -> Iterable[tuple[int, Tensor, dict[str, Any]]]:
         """(index, parameter, its group) for every parameter that has a gradient."""
         index = 0
@@ -63,7 +72,8 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
+                    with no_grad():
+                        p.grad.zero_()
 
     def step(self) -> None:
         raise NotImplementedError
@@ -109,9 +119,9 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         for i, p, group in self._params():
-            g = p.grad.data
+            g = p.grad.detach().numpy()
             if group["weight_decay"]:
-                g = g + group["weight_decay"] * p.data
+                g = g + group["weight_decay"] * p.detach().numpy()
             if group["momentum"]:
                 state = self.state.setdefault(i, {})
                 if "momentum_buffer" not in state:
@@ -121,7 +131,7 @@ class SGD(Optimizer):
                     buf *= group["momentum"]
                     buf += (1 - group["dampening"]) * g
                 g = g + group["momentum"] * buf if group["nesterov"] else buf
-            p.data -= group["lr"] * g
+            self._subtract(p, group["lr"] * g)
 
 
 class Adam(Optimizer):
@@ -142,15 +152,16 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         for i, p, group in self._params():
-            g, lr, (b1, b2) = p.grad.data, group["lr"], group["betas"]
+            g, lr, (b1, b2) = p.grad.detach().numpy(), group["lr"], group["betas"]
             if group["weight_decay"]:
                 if group["decoupled_weight_decay"]:
-                    p.data *= 1 - lr * group["weight_decay"]
+                    with no_grad():
+                        p.mul_(1 - lr * group["weight_decay"])
                 else:
-                    g = g + group["weight_decay"] * p.data
+                    g = g + group["weight_decay"] * p.detach().numpy()
             state = self.state.setdefault(i, {})
             if not state:
-                state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
+                state.update(step=0, exp_avg=np.zeros(p.shape, p.dtype), exp_avg_sq=np.zeros(p.shape, p.dtype))
             state["step"] += 1
             m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
             m *= b1
@@ -158,7 +169,7 @@ class Adam(Optimizer):
             v *= b2
             v += (1 - b2) * g * g
             denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + group["eps"]
-            p.data -= (lr / (1 - b1 ** t)) * m / denom
+            self._subtract(p, (lr / (1 - b1 ** t)) * m / denom)
 
 
 class AdamW(Adam):

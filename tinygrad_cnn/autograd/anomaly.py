@@ -1,6 +1,6 @@
 """Anomaly mode: find the first op whose forward or backward turns finite values into NaN or Inf,
-and the line of user code that made it. Function.apply calls `check_forward` for every op while
-it is on; the backward pass calls `check_backward` for every step (see trace.report_step)."""
+and the line of user code that made it. While it is on (per thread), Primitive.apply calls
+`check_forward` for every op and the backward sweep `check_backward` for every step."""
 from __future__ import annotations
 
 import contextlib
@@ -8,71 +8,67 @@ import linecache
 import os
 import sys
 import sysconfig
+import threading
 from typing import Any, Iterator
 
 import numpy as np
 
-from .. import autograd
-from ..autograd import Context
-from ..scopes import Scope
-from ..tensor import Tensor
-
-_vjp_depth = 0  # > 0 while a VJP runs: the ops it records belong to a backward step, checked as one
+from .grad_mode import _ModeSwitch, modes
+from .graph import Node
 
 
-class detect_anomaly(contextlib.ContextDecorator):
+class _VjpDepth(threading.local):
+    depth = 0  # > 0 while a VJP runs: the ops it records belong to a backward step, checked as one
+
+
+_vjp = _VjpDepth()
+
+
+class detect_anomaly(_ModeSwitch):
     """`with detect_anomaly():` (or as a decorator): raise RuntimeError at the first op whose
     forward or backward makes NaN or Inf from finite values, naming the op, the composite op
     around it and the line of user code that created it. Slow: every op's result is checked
-    and every node records the stack, so use it to find a bug, not to train."""
+    and every node records the stack, so use it to find a bug, not to train. Per thread."""
 
-    def __init__(self) -> None:
-        self._saved: list[bool] = []
-
-    def __enter__(self) -> None:
-        self._saved.append(autograd.is_anomaly_enabled())
-        autograd.set_anomaly_enabled(True)
-
-    def __exit__(self, *exc: object) -> None:
-        autograd.set_anomaly_enabled(self._saved.pop())
+    fields = ("anomaly",)
 
 
 @contextlib.contextmanager
 def running_vjp() -> Iterator[None]:
     """Mark the ops run inside this block as part of a backward step, not the forward pass."""
-    global _vjp_depth
-    _vjp_depth += 1
+    _vjp.depth += 1
     try:
         yield
     finally:
-        _vjp_depth -= 1
+        _vjp.depth -= 1
 
 
-def check_forward(ctx: Context, data: np.ndarray) -> None:
+def check_forward(ctx: Any, inputs: tuple, data: np.ndarray) -> None:
     """Note the user code making this node, and fail if the forward produced NaN or Inf that
     neither its inputs nor its arguments had (padding with -inf is on purpose)."""
     ctx.created_at = _user_frame()
-    if _vjp_depth or data.dtype.kind != "f" or _all_finite(data):
+    if _vjp.depth or data.dtype.kind != "f" or _all_finite(data):
         return
-    if all(_all_finite(x.data) for x in ctx.inputs) and all(
+    if all(_all_finite(x._array) for x in inputs) and all(
             _all_finite(v) for v in ctx.kwargs.values() if isinstance(v, float)):
-        shapes = ", ".join(str(x.shape) for x in ctx.inputs)
-        raise RuntimeError(f"detect_anomaly: {_op_name(ctx.fn.__name__, autograd.current_scope())} produced "
+        shapes = ", ".join(str(x.shape) for x in inputs)
+        raise RuntimeError(f"detect_anomaly: {_op_name(ctx.fn.__name__, modes.scope)} produced "
                            f"{_nan_or_inf(data)} in its forward pass from finite inputs (inputs {shapes}, output "
                            f"{data.shape}); {_made_at(ctx.created_at)}")
 
 
-def check_backward(ctx: Context, g: Tensor, grad_inputs: tuple[Tensor | None, ...]) -> None:
-    """Fail if the node's VJP turned a finite incoming gradient into NaN or Inf (a non-finite g
+def check_backward(node: Node, grads: list, grad_inputs: tuple) -> None:
+    """Fail if the node's VJP turned finite incoming gradients into NaN or Inf (a non-finite one
     was already blamed on the node that made it)."""
-    if not _all_finite(g.data):
+    if not all(g is None or _all_finite(g._array) for g in grads):
         return
     for i, gx in enumerate(grad_inputs):
-        if gx is not None and not _all_finite(gx.data):
+        if gx is not None and not _all_finite(gx._array):
+            shapes = ", ".join(str(tuple(g.shape)) for g in grads if g is not None)
             raise RuntimeError(
-                f"detect_anomaly: {_op_name(ctx.name, ctx.scope)} returned {_nan_or_inf(gx.data)} in the "
-                f"gradient of its input {i} (shape {gx.shape}) from a finite incoming gradient of shape "
-                f"{g.shape}; {_made_at(ctx.created_at)}")
+                f"detect_anomaly: {_op_name(node.name(), getattr(node, 'scope', None))} returned "
+                f"{_nan_or_inf(gx._array)} in the gradient of its input {i} (shape {tuple(gx.shape)}) from a finite "
+                f"incoming gradient of shape {shapes}; {_made_at(getattr(node, 'created_at', None))}")
 
 
 def _all_finite(data: Any) -> bool:
@@ -83,7 +79,7 @@ def _nan_or_inf(data: np.ndarray) -> str:
     return "NaN" if np.isnan(data).any() else "Inf"
 
 
-def _op_name(name: str, scope: Scope | None) -> str:
+def _op_name(name: str, scope: Any) -> str:
     return name if scope is None else f"{name} (in {scope.path})"
 
 

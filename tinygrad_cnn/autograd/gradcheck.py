@@ -11,25 +11,29 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .autograd import enable_grad, grad, no_grad
-from .tensor import Tensor
+from .engine import grad
+from .grad_mode import enable_grad, no_grad
 
 
 class GradcheckError(RuntimeError):
     """Analytic and numeric gradients disagree."""
 
 
-def _outputs(result: Any) -> list[Tensor]:
-    outs = [result] if isinstance(result, Tensor) else list(result)
-    if not all(isinstance(o, Tensor) for o in outs):
+def _is_tensor(x: Any) -> bool:
+    return getattr(x, "_is_tensor", False)
+
+
+def _outputs(result: Any) -> list[Any]:
+    outs = [result] if _is_tensor(result) else list(result)
+    if not all(_is_tensor(o) for o in outs):
         raise TypeError("gradcheck: fn must return a Tensor or a sequence of Tensors")
     return outs
 
 
 def _float64_leaves(inputs: Sequence[Any]) -> list[Any]:
     """Float64 copies of the float tensors that require grad; everything else passes through."""
-    return [Tensor(x.data.astype(np.float64), requires_grad=True)
-            if isinstance(x, Tensor) and x.requires_grad else x for x in inputs]
+    return [x.detach().to(np.float64).clone().requires_grad_() if _is_tensor(x) and x.requires_grad else x
+            for x in inputs]
 
 
 def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], *, eps: float = 1e-6, atol: float = 1e-5,
@@ -41,7 +45,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], *, eps: float = 1e-
     input, the worst element and both values (or returns False if `raise_exception=False`).
     """
     inputs = _float64_leaves(inputs)
-    wrt = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    wrt = [i for i, x in enumerate(inputs) if _is_tensor(x) and x.requires_grad]
     if not wrt:
         raise ValueError("gradcheck: no input requires grad")
     outputs = _outputs(fn(*inputs))
@@ -53,15 +57,15 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], *, eps: float = 1e-
     analytic = [np.zeros(inputs[i].shape) for i in wrt]
     if live:
         found = grad([outputs[k] for k in live], [inputs[i] for i in wrt],
-                     [Tensor(cotangents[k].astype(outputs[k].dtype)) for k in live], allow_unused=True)
-        analytic = [a if g is None else g.data.astype(np.float64) for a, g in zip(analytic, found)]
+                     [outputs[k].new_tensor(cotangents[k]) for k in live], allow_unused=True)
+        analytic = [a if g is None else g.detach().numpy().astype(np.float64) for a, g in zip(analytic, found)]
 
     def projected(args: list[Any]) -> float:
         with no_grad():
-            return sum(float(np.sum(o.data * v)) for o, v in zip(_outputs(fn(*args)), cotangents))
+            return sum(float(np.sum(o.detach().numpy() * v)) for o, v in zip(_outputs(fn(*args)), cotangents))
 
     for a, i in zip(analytic, wrt):
-        x = inputs[i].data
+        x = inputs[i].detach().numpy()  # shares memory: perturbed in place below
         numeric = np.zeros(x.shape)
         for j in np.ndindex(x.shape):
             original = x[j]
@@ -89,22 +93,22 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Sequence[Any], grad_outputs: S
     """gradcheck of x, v -> v^T J(x): checks the gradients of fn's gradients (its second derivatives,
     and that each VJP is built from differentiable ops). `grad_outputs` v is random if not given."""
     inputs = _float64_leaves(inputs)
-    wrt = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    wrt = [i for i, x in enumerate(inputs) if _is_tensor(x) and x.requires_grad]
     if grad_outputs is None:
         rng = np.random.default_rng(kwargs.get("seed", 0) + 1)
-        grad_outputs = [Tensor(rng.standard_normal(o.shape), requires_grad=True) for o in _outputs(fn(*inputs))]
+        grad_outputs = [o.new_tensor(rng.standard_normal(o.shape)).requires_grad_() for o in _outputs(fn(*inputs))]
     grad_outputs = _float64_leaves(grad_outputs)
     n = len(inputs)
 
-    def first_derivatives(*args: Any) -> list[Tensor]:
+    def first_derivatives(*args: Any) -> list[Any]:
         xs, vs = list(args[:n]), list(args[n:])
         with enable_grad():  # gradcheck probes this under no_grad, but it needs a graph to differentiate
             outs = _outputs(fn(*xs))
             live = [k for k, o in enumerate(outs) if o.requires_grad]
             if not live:
-                return [Tensor(np.zeros(xs[i].shape)) for i in wrt]
+                return [xs[i].new_zeros(xs[i].shape) for i in wrt]
             found = grad([outs[k] for k in live], [xs[i] for i in wrt], [vs[k] for k in live],
                          create_graph=True, allow_unused=True)
-        return [Tensor(np.zeros(xs[i].shape)) if g is None else g for g, i in zip(found, wrt)]
+        return [xs[i].new_zeros(xs[i].shape) if g is None else g for g, i in zip(found, wrt)]
 
     return gradcheck(first_derivatives, list(inputs) + list(grad_outputs), **kwargs)

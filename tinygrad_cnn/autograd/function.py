@@ -1,0 +1,319 @@
+"""Functions: how an op call becomes a node of the backward graph.
+
+Two kinds, recorded the same way:
+
+    Function    written as in PyTorch's "Extending PyTorch" notes: forward(ctx, *args) gets
+                Tensors (and any other arguments), backward(ctx, *grads) returns one gradient per
+                argument. For users' own ops.
+    Primitive   our own ops (ops/): forward(ctx, *arrays, **kwargs) runs on NumPy arrays, which
+                costs less per call; backward(ctx, grad) is written in Tensor ops as well.
+
+In both, `ctx` is the node: the forward saves what its VJP reads with `ctx.save_for_backward`,
+the VJP reads it back from `ctx.saved_tensors`, with `ctx.needs_input_grad` and (primitives)
+the op's keyword arguments `ctx.kwargs`. Nothing else passes from forward to backward.
+"""
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+
+from .anomaly import check_forward
+from .grad_mode import modes, no_grad
+from .graph import Node, SavedTensor, SavedTensorInfo, VersionCounter, check_unchanged, current_pack_hooks, gradient_edge
+
+
+def _is_tensor(x: Any) -> bool:
+    return getattr(x, "_is_tensor", False)
+
+
+class Context(Node):
+    """The node one Function call records, and the `ctx` its forward and backward receive."""
+
+    scope = None  # the composite op the call was made in (scopes.py), for drawings and traces
+    created_at: tuple[str, int] | None = None  # the user's line that made it, in anomaly mode
+    materialize_grads = True
+    released = False
+    constants: tuple = ()  # input i that needs no gradient (a Tensor, a weakref after backward), else None
+    clock = 0  # VersionCounter.clock when the node was made: a saved tensor changed after that is stale
+    _saved: tuple = ()
+    _non_differentiable: tuple = ()
+    _dirty: tuple = ()
+
+    def __init__(self, fn: type[Function], needs_input_grad: tuple[bool, ...], kwargs: dict[str, Any]) -> None:
+        self.fn, self.needs_input_grad, self.kwargs = fn, needs_input_grad, kwargs
+
+    def name(self) -> str:
+        return self.fn.__name__ + "Backward"
+
+    # ------------------------------------------------------------ called by forward
+
+    def save_for_backward(self, *values: Any) -> None:
+        """Keep values for the VJP. A Tensor (or, in a primitive, an input's or the output's array)
+        comes back as a Tensor of the graph, checked for in-place changes; anything else as is."""
+        self._saved = values
+
+    def mark_non_differentiable(self, *outputs: Any) -> None:
+        """These outputs get no gradient (integer indices, masks): they do not require grad."""
+        self._non_differentiable = outputs
+
+    def mark_dirty(self, *tensors: Any) -> None:
+        """The forward changed these inputs in place (and returns them)."""
+        self._dirty = tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """With False, backward gets None (not zeros) for an output that received no gradient."""
+        self.materialize_grads = bool(value)
+
+    # ------------------------------------------------------------ read by backward
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self.released:
+            raise RuntimeError(
+                f"{self.name()}: trying to backward through the graph a second time (or to read saved tensors "
+                "after they were freed). Pass retain_graph=True to the first backward() if you need to go "
+                "through the graph again.")
+        return tuple([check_unchanged(v, self) if _is_tensor(v) else v.unpack(self) if type(v) is SavedTensor else v
+                      for v in self._saved])
+
+    @property
+    def saved_tensors_info(self) -> tuple[SavedTensorInfo, ...]:
+        """What this node keeps for its VJP (shape, dtype, bytes), without the data."""
+        info = []
+        for v in self._saved:
+            if type(v) is SavedTensor:
+                kind, value = ("output" if v.output_nr is not None else "tensor"), v._value
+                array = value._array if _is_tensor(value) else None
+            elif _is_tensor(v):
+                kind, array = "tensor", v._array
+            else:
+                kind, array = "array", v if hasattr(v, "nbytes") else None
+            if array is not None:
+                info.append(SavedTensorInfo(kind, tuple(array.shape), array.dtype, int(array.nbytes)))
+        return tuple(info)
+
+    # ------------------------------------------------------------ the engine's side
+
+    def constant_input(self, i: int) -> Any:
+        """Input i if it needs no gradient and is still alive (drawings show it), else None."""
+        t = self.constants[i] if i < len(self.constants) else None
+        return t() if isinstance(t, weakref.ref) else t
+
+    def record(self, inputs: tuple, needs: tuple, outputs: tuple) -> None:
+        """Make a Function call a node of the graph: edges to the nodes of its Tensor `inputs`
+        (those that `needs` a gradient), its outputs' shapes and dtypes, and its own differentiable
+        outputs among the saved values wrapped in SavedTensors."""
+        self.next_functions = tuple([gradient_edge(t) if need else _NO_EDGE for t, need in zip(inputs, needs)])
+        self.output_meta = tuple([(t._array.shape, t._array.dtype) for t in outputs])
+        self.num_outputs = len(outputs)
+        self.scope = modes.scope
+        # for drawings: the inputs that have no node of their own
+        if False in needs:
+            self.constants = tuple([None if need else t for t, need in zip(inputs, needs)])
+        if self._saved:
+            self.clock, hooks = VersionCounter.clock, current_pack_hooks()
+            differentiable = tuple([o if o.dtype.kind == "f" and not any(o is n for n in self._non_differentiable)
+                                    else None for o in outputs])
+            self._saved = tuple([_kept_tensor(v, differentiable, hooks) for v in self._saved])
+
+    def apply(self, grads: list[Any]) -> tuple[Any, ...]:
+        if self.fn.forward_on_arrays:  # a primitive: one output, one gradient per input
+            result = self.fn.backward(self, grads[0])
+            return result if type(result) is tuple else (result,)
+        if self.materialize_grads:
+            some = next(g for g in grads if g is not None)
+            grads = [g if g is not None else some.new_zeros(shape, dtype=dtype)
+                     for g, (shape, dtype) in zip(grads, self.output_meta)]
+        return self._checked(self.fn.backward(self, *grads))
+
+    def _checked(self, result: Any) -> tuple[Any, ...]:
+        """A custom backward's result, one gradient per forward argument, as one per Tensor input."""
+        result = result if isinstance(result, tuple) else (result,)
+        name = self.fn.__name__
+        if len(result) < len(self.arg_is_tensor) or any(r is not None for r in result[len(self.arg_is_tensor):]):
+            raise RuntimeError(f"{name}.backward returned {len(result)} gradients, but forward took "
+                               f"{len(self.arg_is_tensor)} arguments: return one per argument (None for those "
+                               "that are not Tensors or need no gradient)")
+        grads = tuple([g for g, is_tensor in zip(result, self.arg_is_tensor) if is_tensor])
+        for i, (g, (node, _)) in enumerate(zip(grads, self.next_functions)):
+            if g is not None and node is not None and not _is_tensor(g):
+                raise RuntimeError(f"{name}.backward returned a {type(g).__name__} as the gradient of input {i}: "
+                                   "return Tensors (make one with tinygrad_cnn.tensor(...))")
+        return grads
+
+    def keep_copy_if_saved(self, t: Any) -> None:
+        self._saved = tuple([t._snapshot() if v is t else v for v in self._saved])
+
+    def release(self) -> None:
+        """Drop what the forward saved, and arrays among the op's arguments (index masks, caches);
+        the edges and the other arguments stay for drawings."""
+        self.released, self._saved = True, ()
+        self.constants = tuple([None if t is None else weakref.ref(t) for t in self.constants])
+        if self.scope is not None:
+            self.scope.release()
+        if any(hasattr(v, "nbytes") for v in self.kwargs.values()):
+            self.kwargs = {k: v for k, v in self.kwargs.items() if not hasattr(v, "nbytes")}
+
+
+_NO_EDGE = (None, 0)
+
+
+def _kept(value: Any, inputs: tuple, out: Any, hooks: tuple | None) -> Any:
+    """How a primitive's node keeps one value its forward saved: an input's array becomes that
+    Tensor, the output's array a SavedTensor of it (anything else is kept as it is)."""
+    if type(value) is not np.ndarray:
+        return value
+    if value is out._array:
+        return SavedTensor(out, 0, hooks)
+    for t in inputs:
+        if value is t._array:
+            return t if hooks is None else SavedTensor(t, None, hooks)
+    return value
+
+
+def _kept_tensor(value: Any, outputs: tuple, hooks: tuple | None) -> Any:
+    """How a Function's node keeps one value its forward saved: its own differentiable `outputs`
+    (None for the others) as SavedTensors; anything else as it is (Tensors packed if
+    saved_tensors_hooks are on)."""
+    for nr, out in enumerate(outputs):
+        if out is not None and value is out:
+            return SavedTensor(out, nr, hooks)
+    return SavedTensor(value, None, hooks) if hooks is not None and _is_tensor(value) else value
+
+
+class Function:
+    """Base class of ops with a custom gradient, as torch.autograd.Function:
+
+        class Exp(Function):
+            @staticmethod
+            def forward(ctx, x):
+                y = x.exp()
+                ctx.save_for_backward(y)
+                return y
+
+            @staticmethod
+            def backward(ctx, grad):
+                y, = ctx.saved_tensors
+                return grad * y
+
+        y = Exp.apply(x)
+    """
+
+    forward_on_arrays = False
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, *grads: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any) -> Any:
+        """Run forward without recording; if grad mode is on and a Tensor argument requires
+        grad, make the outputs' grad_fn one node whose VJP is `backward`."""
+        tensors = tuple([a for a in args if _is_tensor(a)])
+        ctx = Context(cls, tuple([_is_tensor(a) and a.requires_grad for a in args]), {})  # one per argument
+        ctx.arg_is_tensor = tuple([_is_tensor(a) for a in args])
+        with no_grad():
+            result = cls.forward(ctx, *args)
+        if not (modes.grad and True in ctx.needs_input_grad):
+            return result
+        for t in ctx._dirty:
+            if t.requires_grad and t.grad_fn is None:
+                raise RuntimeError(f"{cls.__name__}: a leaf Variable that requires grad has been used in an in-place "
+                                   "operation (marked dirty in forward)")
+        single = not isinstance(result, tuple)
+        outputs = [result] if single else list(result)
+        for i, out in enumerate(outputs):
+            if _is_tensor(out) and any(out is t for t in tensors) and not any(out is d for d in ctx._dirty):
+                outputs[i] = out.detach()  # an input returned as is: a new Tensor of the same data, as PyTorch
+        tensor_outputs = tuple([o for o in outputs if _is_tensor(o)])
+        ctx.record(tensors, tuple([t.requires_grad for t in tensors]), tensor_outputs)
+        for nr, out in enumerate(tensor_outputs):
+            differentiable = out.dtype.kind == "f" and not any(out is o for o in ctx._non_differentiable)
+            out._set_history(ctx if differentiable else None, nr)
+        return outputs[0] if single else tuple(outputs)
+
+
+class Primitive(Function):
+    """Our own ops: forward(ctx, *arrays, **kwargs) -> array on NumPy arrays, backward(ctx, grad)
+    -> one gradient (Tensor or None) per input, in Tensor ops so that it can be differentiated
+    again. A gradient may have the broadcast output's shape: the engine sums it back."""
+
+    forward_on_arrays = True
+    returns_view = False  # True for ops whose result may share the input's memory (reshape, slicing)
+    registry: dict[str, type[Primitive]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Primitive.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **kwargs: Any) -> Any:
+        """Run the op on Tensors; record a node if grad mode is on and an input requires grad.
+        (Context.record, specialised to one output: this runs for every op.)"""
+        needs = tuple([t.requires_grad for t in inputs])
+        ctx = Context(cls, needs, kwargs)
+        data = cls.forward(ctx, *[t._array for t in inputs], **kwargs)
+        if type(data) is not np.ndarray:  # NumPy turns 0-d results into scalars
+            scalar, data = data, np.asarray(data)
+            ctx._saved = tuple([data if v is scalar else v for v in ctx._saved])
+        if modes.anomaly:
+            check_forward(ctx, inputs, data)
+        if not (modes.grad and True in needs):
+            out = inputs[0]._wrap(data)
+        else:
+            out = inputs[0]._wrap(data, ctx)
+            ctx.next_functions = tuple([(t._edge or gradient_edge(t)) if need else _NO_EDGE
+                                        for t, need in zip(inputs, needs)])
+            ctx.output_meta, ctx.scope = ((data.shape, data.dtype),), modes.scope
+            if False in needs:
+                ctx.constants = tuple([None if need else t for t, need in zip(inputs, needs)])
+            if ctx._saved:
+                ctx.clock, hooks = VersionCounter.clock, current_pack_hooks()
+                ctx._saved = tuple([_kept(v, inputs, out, hooks) for v in ctx._saved])
+        if cls.returns_view:
+            out._share_version_if_view(inputs[0])
+        return out
+
+
+def once_differentiable(backward: Callable) -> Callable:
+    """Decorate a Function's backward that is written outside Tensor ops (or should not be
+    differentiated): it runs without recording, and differentiating its result raises."""
+    @functools.wraps(backward)
+    def wrapper(ctx: Context, *grads: Any) -> Any:
+        graph_grads = [g for g in grads if g is not None and g.requires_grad] if modes.grad else []
+        with no_grad():
+            result = backward(ctx, *grads)
+        if not graph_grads:
+            return result
+        name = ctx.fn.__name__
+        results = result if isinstance(result, tuple) else (result,)
+        marked = tuple([_NotDifferentiableAgain.apply(r, name, *graph_grads) if _is_tensor(r) else r
+                        for r in results])
+        return marked if isinstance(result, tuple) else marked[0]
+    return wrapper
+
+
+class _NotDifferentiableAgain(Function):
+    """x, tied to the gradients it was computed from, with a backward that raises: marks the
+    result of a once_differentiable backward."""
+
+    @staticmethod
+    def forward(ctx, x, name, *graph_grads):
+        ctx.function_name = name
+        return x.detach()
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(f"trying to differentiate twice a function that was marked with @once_differentiable "
+                           f"({ctx.function_name}.backward)")
