@@ -480,3 +480,16 @@ def test_a_missing_dim_is_an_index_error(name):
     """The message names the method the user called and the shape."""
     with pytest.raises(IndexError, match=mentions(name, "(2, 3)")):
         getattr(M23, name)(3 if name == "unsqueeze" else 2)
+
+
+def test_uniform_and_normal_fill_in_place_from_the_seeded_generator():
+    t = tg.zeros(1000, dtype=np.float64)
+    tg.manual_seed(3)
+    assert t.uniform_(2.0, 3.0) is t and t._version == 1
+    values = t.numpy().copy()
+    assert 2.0 <= values.min() and values.max() < 3.0
+    tg.manual_seed(3)
+    np.testing.assert_array_equal(tg.zeros(1000, dtype=np.float64).uniform_(2.0, 3.0).numpy(), values)
+    assert abs(t.normal_(5.0, 0.1).numpy().mean() - 5.0) < 0.02
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        tg.zeros(3, requires_grad=True).normal_()

@@ -19,6 +19,7 @@ from .autograd import engine
 from .autograd.grad_mode import modes
 from .autograd.graph import Node, RemovableHandle, RetainGrad, VersionCounter
 from .device import CPU, device as Device, to_device
+from .rng import get_generator
 from .shapes import normalize_dim, normalize_dims, size_args
 
 DEFAULT_FLOAT = np.dtype(np.float32)
@@ -702,6 +703,14 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+        """Fill with draws from U(a, b), from the generator `manual_seed` sets."""
+        return self.copy_(Tensor._make(get_generator().uniform(a, b, self.shape)))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        """Fill with draws from N(mean, std^2), from the generator `manual_seed` sets."""
+        return self.copy_(Tensor._make(get_generator().normal(mean, std, self.shape)))
 
     def copy_(self, src: Any) -> Tensor:
         """`src` (broadcast to this shape, converted to this dtype) written into this tensor."""

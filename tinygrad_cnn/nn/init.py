@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
-from ..rng import get_generator
 from ..tensor import Tensor
 
 
@@ -34,17 +33,14 @@ def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
-def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
-    with no_grad():  # as PyTorch: initialising a parameter is not part of any graph
-        return tensor.copy_(tensor.new_tensor(values))
-
-
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(tensor, get_generator().uniform(a, b, tensor.shape))
+    with no_grad():  # as PyTorch: initialising a parameter is not part of any graph
+        return tensor.uniform_(a, b)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(tensor, get_generator().normal(mean, std, tensor.shape))
+    with no_grad():
+        return tensor.normal_(mean, std)
 
 
 def constant_(tensor: Tensor, value: float) -> Tensor:

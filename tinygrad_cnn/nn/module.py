@@ -206,6 +206,9 @@ class Module:
     def cpu(self) -> Module:
         return self
 
+    def cuda(self, device: Any = None) -> Module:
+        return self.to("cuda")  # raises: the CPU is the only device
+
     def float(self) -> Module:
         return self.to(np.float32)
 
