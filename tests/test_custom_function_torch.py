@@ -305,17 +305,10 @@ def test_mark_dirty_on_leaf_requiring_grad_raises():
 
 
 def square_once(lib):
-    class SquareOnce(lib.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x * x
+    Square = square_function(lib)
 
-        @staticmethod
-        @once_differentiable(lib)
-        def backward(ctx, grad_output):
-            x, = ctx.saved_tensors
-            return 2 * x * grad_output
+    class SquareOnce(Square):
+        backward = staticmethod(once_differentiable(lib)(Square.backward))
     return SquareOnce
 
 

@@ -308,25 +308,17 @@ def test_augmented_assignment(op, value):
     run_both(program)
 
 
-@pytest.mark.parametrize("case", ITEM_ASSIGNMENTS)
-def test_item_assignment(case):
+@pytest.mark.parametrize("data, case", [(X, c) for c in ITEM_ASSIGNMENTS] + [(M, c) for c in ITEM_ASSIGNMENTS_2D])
+def test_item_assignment(data, case):
     """`t[index] = value` with ints, slices, boolean masks and integer index tensors, numbers or
-    tensors as values: the values torch gives, in place, one version step."""
-    def program(lib):
-        t = lib.tensor(X)
-        before = t._version
-        ITEM_ASSIGNMENTS[case](lib, t)
-        return t, t._version - before
-    run_both(program)
+    tensors as values, on a vector and on a matrix (rows, columns, elements, blocks): the values
+    torch gives, in place, one version step."""
+    assign = {**ITEM_ASSIGNMENTS, **ITEM_ASSIGNMENTS_2D}[case]
 
-
-@pytest.mark.parametrize("case", ITEM_ASSIGNMENTS_2D)
-def test_item_assignment_2d(case):
-    """`t[index] = value` on a matrix: rows, columns, elements, blocks and boolean masks."""
     def program(lib):
-        t = lib.tensor(M)
+        t = lib.tensor(data)
         before = t._version
-        ITEM_ASSIGNMENTS_2D[case](lib, t)
+        assign(lib, t)
         return t, t._version - before
     run_both(program)
 

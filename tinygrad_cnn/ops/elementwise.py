@@ -49,19 +49,19 @@ class Mul(Primitive):
 
 
 class Div(Primitive):
-    """x / y.  dL/dx = g / y, dL/dy = -g * x / y**2 = -(g / y) * out."""
+    """x / y.  dL/dx = g / y, dL/dy = -g * x / y**2 = -(g / y) * (x / y)."""
 
     @staticmethod
     def forward(ctx, x, y):
-        out = x / y
-        ctx.save_for_backward(y, out if ctx.needs_input_grad[1] else None)
-        return out
+        # the inputs, not the output (x / y): as PyTorch, so changing the output in place is fine
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y)
+        return x / y
 
     @staticmethod
     def backward(ctx, g):
-        y, out = ctx.saved_tensors
+        x, y = ctx.saved_tensors
         g_over_y = g / y
-        return g_over_y, (None if out is None else -g_over_y * out)
+        return g_over_y, (None if x is None else -g_over_y * (x / y))
 
 
 class Pow(Primitive):
