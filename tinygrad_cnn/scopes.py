@@ -30,13 +30,14 @@ class Scope:
     is the enclosing call (cross_entropy for the log_softmax it calls) or None.
     """
 
-    __slots__ = ("name", "parent", "args", "_inputs")
+    __slots__ = ("name", "parent", "args", "_inputs", "_released")
 
     def __init__(self, name: str, signature: _KeyArguments, args: tuple, kwargs: dict, parent: Scope | None) -> None:
         self.name, self.parent = name, parent
         self.args = signature.shown(args, kwargs)
         self._inputs = [weakref.ref(a) if a.requires_grad else a
                         for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        self._released = False
 
     @property
     def inputs(self) -> tuple[Tensor, ...]:
@@ -45,7 +46,10 @@ class Scope:
 
     def release(self) -> None:
         """After a backward pass: hold every input weakly (called by the nodes made in this call)."""
+        if self._released:
+            return
         self._inputs = [t if isinstance(t, weakref.ref) else weakref.ref(t) for t in self._inputs]
+        self._released = True
         if self.parent is not None:
             self.parent.release()
 

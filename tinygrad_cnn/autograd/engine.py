@@ -8,6 +8,7 @@ that input. A leaf's AccumulateGrad node adds what reaches it to the leaf's `.gr
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Sequence
 
@@ -68,10 +69,10 @@ def run_backward(roots: Sequence[Edge], root_grads: Sequence[Any], *, retain_gra
                         captured[node, nr] = g
                 if type(node) is AccumulateGrad:
                     continue
-            input_grads = _observed_vjp(node, grads) if observed else _vjp(node, grads)
+            input_grads = _observed_vjp(node, grads) if observed else node.apply(grads)
             for (next_node, nr), gx in zip(node.next_functions, input_grads):
-                if gx is not None:
-                    _add(pending, next_node, nr, gx)
+                if next_node is not None and gx is not None:
+                    _add(pending, next_node, nr, _fit(gx, next_node.output_meta[nr], node))
             if not retain_graph:
                 node.release()
     return captured
@@ -85,15 +86,12 @@ def _add(pending: dict[Node, list], node: Node, nr: int, g: Any) -> None:
     grads[nr] = g if grads[nr] is None else grads[nr] + g
 
 
-def _vjp(node: Node, grads: list) -> tuple:
-    """node's VJP: the gradients of its inputs, each fitted to its input (None where none is needed)."""
-    return tuple([None if next_node is None or g is None else _fit(g, next_node.output_meta[nr], node)
-                  for (next_node, nr), g in zip(node.next_functions, node.apply(grads))])
-
-
 def _fit(g: Any, meta: tuple, node: Node) -> Any:
     """g summed back to the shape of the input it is for (undoing broadcasting), in its dtype."""
     shape, dtype = meta
+    array = g._array
+    if array.shape == shape and array.dtype == dtype:  # the common case: nothing to do
+        return g
     if g.shape != shape:
         try:
             g = g.sum_to_size(shape)
@@ -113,14 +111,14 @@ def _leading_to(order: list[Node], targets: set[Node]) -> list[Node]:
 
 
 def _observed_vjp(node: Node, grads: list) -> tuple:
-    """_vjp, timed and shown to the observers (traces) and anomaly checks."""
+    """node's VJP, timed, its gradients fitted to the inputs, and shown to the observers (traces) and
+    anomaly checks."""
     start = time.perf_counter()
+    with running_vjp() if modes.anomaly else contextlib.nullcontext():
+        input_grads = tuple([None if next_node is None or g is None else _fit(g, next_node.output_meta[nr], node)
+                             for (next_node, nr), g in zip(node.next_functions, node.apply(grads))])
     if modes.anomaly:
-        with running_vjp():
-            input_grads = _vjp(node, grads)
         check_backward(node, grads, input_grads)
-    else:
-        input_grads = _vjp(node, grads)
     seconds = time.perf_counter() - start
     for observer in list(backward_observers.values()):
         observer.record(node, grads, input_grads, seconds)

@@ -76,8 +76,14 @@ class Context(Node):
                 f"{self.name()}: trying to backward through the graph a second time (or to read saved tensors "
                 "after they were freed). Pass retain_graph=True to the first backward() if you need to go "
                 "through the graph again.")
-        return tuple([check_unchanged(v, self) if _is_tensor(v) else v.unpack(self) if type(v) is SavedTensor else v
-                      for v in self._saved])
+        saved = []
+        for v in self._saved:
+            if type(v) is SavedTensor:
+                v = v.unpack(self)
+            elif type(v) not in _PLAIN and _is_tensor(v) and v._version_counter is not None:
+                check_unchanged(v, self)  # a Tensor that has been changed in place at some time
+            saved.append(v)
+        return tuple(saved)
 
     @property
     def saved_tensors_info(self) -> tuple[SavedTensorInfo, ...]:
@@ -151,14 +157,16 @@ class Context(Node):
         """Drop what the forward saved, and arrays among the op's arguments (index masks, caches);
         the edges and the other arguments stay for drawings."""
         self.released, self._saved = True, ()
-        self.constants = tuple([None if t is None else weakref.ref(t) for t in self.constants])
+        if self.constants:
+            self.constants = tuple([None if t is None else weakref.ref(t) for t in self.constants])
         if self.scope is not None:
             self.scope.release()
-        if any(hasattr(v, "nbytes") for v in self.kwargs.values()):
+        if self.kwargs and any(hasattr(v, "nbytes") for v in self.kwargs.values()):
             self.kwargs = {k: v for k, v in self.kwargs.items() if not hasattr(v, "nbytes")}
 
 
 _NO_EDGE = (None, 0)
+_PLAIN = (np.ndarray, tuple, int, np.dtype, type(None))  # what a primitive saves besides Tensors
 
 
 def _kept(value: Any, inputs: tuple, out: Any, hooks: tuple | None) -> Any:
