@@ -187,3 +187,14 @@ def test_an_observer_is_removed_with_its_handle():
     handle.remove()
     (leaf(1.0) * 2.0).sum().backward()
     assert recorder.names == ["|", "SumBackward", "MulBackward", "AccumulateGrad"]
+
+
+def test_anomaly_mode_belongs_to_its_thread():
+    import threading
+    seen = []
+    with tg.detect_anomaly():
+        worker = threading.Thread(target=lambda: seen.append(tg.autograd.is_anomaly_enabled()))
+        worker.start()
+        worker.join()
+        assert tg.autograd.is_anomaly_enabled()
+    assert seen == [False] and not tg.autograd.is_anomaly_enabled()

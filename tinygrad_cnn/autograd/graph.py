@@ -6,8 +6,9 @@ node of a leaf, or nowhere, `(None, 0)`, for an input that needs no gradient. Th
 of nodes only; a node keeps no Tensor but those its VJP reads (`SavedTensor`), and drops those
 after a backward pass, so a kept `loss` keeps only the graph's structure.
 
-Everything here is written against what a tensor offers (`grad_fn`, `requires_grad`, `detach()`,
-`_version`), never against the Tensor class, which builds on this module.
+Everything here is written against what a tensor offers (`grad_fn`, `requires_grad`, its edge
+`_edge`, its `_version_counter`, `detach()`), never against the Tensor class, which builds on
+this module.
 """
 from __future__ import annotations
 
