@@ -9,7 +9,11 @@ from .creation import arange, empty, eye, full, ones, ones_like, rand, randn, te
 from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
 from .rng import manual_seed
-from .tensor import Tensor, cat, max, min, stack, where
+from .functions import (abs, all, amax, amin, any, argmax, argmin, bmm, chunk, clamp, clip, dot, exp, flatten, flip,
+                        isfinite, isinf, isnan, log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
+                        mm, norm, outer, permute, relu, reshape, sigmoid, softmax, split, sqrt, squeeze, std, sum, t,
+                        tanh, transpose, tril, triu, unbind, unsqueeze, var)
+from .tensor import Tensor, cat, stack, where
 
 # dtypes under PyTorch's names, so `x.dtype == tinygrad_cnn.float32` reads as it does in torch
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")

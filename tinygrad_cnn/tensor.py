@@ -216,6 +216,21 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __index__(self) -> int:
+        """A one-element integer tensor as a list index or a range bound, as PyTorch."""
+        if self.dtype.kind not in "iu" or self._array.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index, got dtype "
+                            f"{self.dtype} and shape {self.shape}")
+        return int(self._array.item())
+
+    def __format__(self, spec: str) -> str:
+        """f'{loss:.4f}' formats a one-element tensor as its number (others as their repr)."""
+        return format(self.item(), spec) if self._array.size == 1 and self.ndim == 0 else format(repr(self), spec)
+
+    def contiguous(self) -> Tensor:
+        """This tensor: NumPy copies when it must, so there is nothing to make contiguous."""
+        return self
+
     __hash__ = object.__hash__  # identity, since == is elementwise
 
     # ------------------------------------------------------------ autograd
@@ -418,6 +433,28 @@ class Tensor:
     def __invert__(self) -> Tensor:
         return Tensor._make(~self._array)
 
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+    logical_not = __invert__
+
+    def isnan(self) -> Tensor:
+        return Tensor._make(np.isnan(self._array))
+
+    def isinf(self) -> Tensor:
+        return Tensor._make(np.isinf(self._array))
+
+    def isfinite(self) -> Tensor:
+        return Tensor._make(np.isfinite(self._array))
+
+    def all(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return self._logical_reduce(np.all, dim, keepdim, "all")
+
+    def any(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return self._logical_reduce(np.any, dim, keepdim, "any")
+
+    def _logical_reduce(self, reduce: Callable, dim: int | None, keepdim: bool, op: str) -> Tensor:
+        axes = normalize_dims(dim, self.ndim, op, self.shape)
+        return Tensor._make(np.asarray(reduce(self._array, axis=axes, keepdims=keepdim)))
+
     # ------------------------------------------------------------ reductions
 
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
@@ -507,6 +544,17 @@ class Tensor:
             return self
         return self - np.max(self._array, axis=dim, keepdims=True)
 
+    def logsumexp(self, dim: int | Sequence[int], keepdim: bool = False) -> Tensor:
+        """log(sum(exp(x))) over dim, computed stably: m + log(sum(exp(x - m))), m the max (a constant
+        for the gradient, which is softmax(x)); -inf where every element is -inf, as PyTorch."""
+        axes = normalize_dims(dim, self.ndim, "logsumexp", self.shape)
+        if self.numel() == 0:
+            return self.exp().sum(axes, keepdim).log()
+        top = np.max(self._array, axis=axes, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0)  # all -inf (or an inf) along dim: shift by nothing
+        out = (self - top).exp().sum(axes, keepdim=True).log() + top
+        return out if keepdim else out.squeeze(axes)
+
     def log_softmax(self, dim: int) -> Tensor:
         """log(softmax(x)) computed stably: (x - m) - log(sum(exp(x - m))), m the max along dim."""
         shifted = self._shifted(dim, "log_softmax")
@@ -546,6 +594,41 @@ class Tensor:
 
     def __matmul__(self, other): return self.matmul(other)
     def __rmatmul__(self, other): return self._lift(other).matmul(self)
+
+    def mm(self, mat2: Tensor) -> Tensor:
+        """(n, k) @ (k, m): a matrix product of two 2-D tensors only."""
+        self._check_dims("mm", (self, 2), (mat2, 2))
+        return self.matmul(mat2)
+
+    def bmm(self, mat2: Tensor) -> Tensor:
+        """(b, n, k) @ (b, k, m): a batch of matrix products, both 3-D with the same batch."""
+        self._check_dims("bmm", (self, 3), (mat2, 3))
+        if self.shape[0] != mat2.shape[0]:
+            raise RuntimeError(f"bmm: batch sizes differ: {self.shape} and {mat2.shape}")
+        return self.matmul(mat2)
+
+    def dot(self, other: Tensor) -> Tensor:
+        """The inner product of two 1-D tensors of the same length."""
+        self._check_dims("dot", (self, 1), (other, 1))
+        return self.matmul(other)
+
+    def outer(self, vec2: Tensor) -> Tensor:
+        """(n,) x (m,) -> (n, m): out[i, j] = self[i] * vec2[j]."""
+        self._check_dims("outer", (self, 1), (vec2, 1))
+        return self.unsqueeze(1) * vec2.unsqueeze(0)
+
+    @staticmethod
+    def _check_dims(op: str, *tensors_and_dims: tuple[Tensor, int]) -> None:
+        for t, ndim in tensors_and_dims:
+            if t.ndim != ndim:
+                shapes = " and ".join(str(x.shape) for x, _ in tensors_and_dims)
+                raise RuntimeError(f"{op}: expected {ndim}-D tensors, got shapes {shapes}")
+
+    def t(self) -> Tensor:
+        """A 2-D tensor transposed (a 0-D or 1-D one as it is), as PyTorch."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, got shape {self.shape} (use transpose)")
+        return self if self.ndim < 2 else self.transpose(0, 1)
 
     # ------------------------------------------------------------ movement
 
@@ -601,6 +684,82 @@ class Tensor:
     def unsqueeze(self, dim: int) -> Tensor:
         axis = normalize_dim(dim, self.ndim + 1, "unsqueeze", self.shape)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def view_as(self, other: Tensor) -> Tensor:
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+        """Dim `dim` split into `sizes` (one may be -1): the inverse of flatten."""
+        axis = normalize_dim(dim, self.ndim, "unflatten", self.shape)
+        known = int(np.prod([n for n in sizes if n != -1]))
+        if (-1 not in sizes and known != self.shape[axis]) or (known == 0 or self.shape[axis] % known):
+            raise RuntimeError(f"unflatten: sizes {tuple(sizes)} don't multiply up to {self.shape[axis]}, the size "
+                               f"of dim {dim} of {self.shape}")
+        return self.reshape(self.shape[:axis] + tuple(sizes) + self.shape[axis + 1:])
+
+    def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
+        """Pieces along dim: of `split_size` each (the last may be smaller), or of the given sizes."""
+        axis = normalize_dim(dim, self.ndim, "split", self.shape)
+        n = self.shape[axis]
+        if isinstance(split_size_or_sections, int):
+            if split_size_or_sections < 1:
+                raise RuntimeError(f"split: split_size must be positive, got {split_size_or_sections}")
+            sizes = [min(split_size_or_sections, n - start) for start in range(0, n, split_size_or_sections)]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != n or min(sizes, default=0) < 0:
+                raise RuntimeError(f"split: sizes {sizes} do not add up to {n}, the size of dim {dim} of {self.shape}")
+        ends = np.cumsum(sizes).tolist()
+        lead = (slice(None),) * axis
+        return tuple(self[lead + (slice(end - size, end),)] for size, end in zip(sizes, ends))
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """At most `chunks` pieces of equal size along dim (the last may be smaller), as PyTorch."""
+        if chunks < 1:
+            raise RuntimeError(f"chunk: chunks must be positive, got {chunks}")
+        n = self.shape[normalize_dim(dim, self.ndim, "chunk", self.shape)]
+        return self.split(max(1, -(-n // chunks)), dim)
+
+    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
+        """The slices along dim, that dim removed."""
+        axis = normalize_dim(dim, self.ndim, "unbind", self.shape)
+        lead = (slice(None),) * axis
+        return tuple(self[lead + (i,)] for i in range(self.shape[axis]))
+
+    def flip(self, dims: int | Sequence[int]) -> Tensor:
+        """The order of elements reversed along each of dims."""
+        axes = normalize_dims(dims, self.ndim, "flip", self.shape)
+        return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
+
+    def repeat(self, *sizes: int) -> Tensor:
+        """Tiled `sizes` times along each dim (leading sizes add dims), as torch.Tensor.repeat."""
+        sizes = size_args(sizes)
+        if len(sizes) < self.ndim:
+            raise RuntimeError(f"repeat: {len(sizes)} repeat counts for a tensor of shape {self.shape} (need at least "
+                               f"{self.ndim})")
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        # put a new dim of each count before its dim, broadcast to the count, merge the pairs
+        x = self.reshape(tuple(n for d in shape for n in (1, d)))
+        x = x.expand(tuple(n for count, d in zip(sizes, shape) for n in (count, d)))
+        return x.reshape(tuple(count * d for count, d in zip(sizes, shape)))
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two dims (j <= i + diagonal kept), the rest 0."""
+        return self._triangle(np.tri(*self._matrix_dims("tril"), k=diagonal, dtype=bool))
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two dims (j >= i + diagonal kept), the rest 0."""
+        return self._triangle(~np.tri(*self._matrix_dims("triu"), k=diagonal - 1, dtype=bool))
+
+    def _matrix_dims(self, op: str) -> tuple[int, int]:
+        if self.ndim < 2:
+            raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions, got shape {self.shape}")
+        return self.shape[-2], self.shape[-1]
+
+    def _triangle(self, keep: np.ndarray) -> Tensor:
+        return self.where(Tensor._make(keep), 0)
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_as_numpy_index(index))
@@ -780,16 +939,6 @@ def _as_numpy_index(index: Any) -> tuple:
 
 
 # ---------------------------------------------------------------- functions of several tensors
-
-def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:  # noqa: A001
-    """torch.max: the largest value, (values, indices) along `dim`, or the elementwise maximum."""
-    return input.max(dim, keepdim)
-
-
-def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:  # noqa: A001
-    """torch.min: the smallest value, (values, indices) along `dim`, or the elementwise minimum."""
-    return input.min(dim, keepdim)
-
 
 def where(condition: Any, input: Any, other: Any) -> Tensor:
     """`input` where `condition` holds, else `other`; gradients flow to both branches' picked elements."""

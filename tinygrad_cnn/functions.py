@@ -1,0 +1,208 @@
+"""The torch.* functions that are also Tensor methods: `tg.exp(x)` is `x.exp()`, `tg.max(x, 1)`
+is `x.max(1)`. Each only calls the method; the math and the gradients live there (tensor.py)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .tensor import MaxResult, Tensor
+
+Dims = int | Sequence[int] | None
+
+
+# ---------------------------------------------------------------- elementwise
+
+def exp(input: Tensor) -> Tensor:
+    return input.exp()
+
+
+def log(input: Tensor) -> Tensor:
+    return input.log()
+
+
+def sqrt(input: Tensor) -> Tensor:
+    return input.sqrt()
+
+
+def abs(input: Tensor) -> Tensor:  # noqa: A001 (torch's name)
+    return input.abs()
+
+
+def relu(input: Tensor) -> Tensor:
+    return input.relu()
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return input.sigmoid()
+
+
+def tanh(input: Tensor) -> Tensor:
+    return input.tanh()
+
+
+def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    return input.clamp(min, max)
+
+
+clip = clamp
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:
+    return input.maximum(other)
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:
+    return input.minimum(other)
+
+
+def isnan(input: Tensor) -> Tensor:
+    return input.isnan()
+
+
+def isinf(input: Tensor) -> Tensor:
+    return input.isinf()
+
+
+def isfinite(input: Tensor) -> Tensor:
+    return input.isfinite()
+
+
+# ---------------------------------------------------------------- reductions
+
+def sum(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    return input.sum(dim, keepdim)
+
+
+def mean(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
+    return input.mean(dim, keepdim)
+
+
+def var(input: Tensor, dim: Dims = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
+    return input.var(dim, correction=correction, keepdim=keepdim)
+
+
+def std(input: Tensor, dim: Dims = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
+    return input.std(dim, correction=correction, keepdim=keepdim)
+
+
+def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:  # noqa: A001
+    """The largest value, (values, indices) along `dim`, or the elementwise maximum with a tensor."""
+    return input.max(dim, keepdim)
+
+
+def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:  # noqa: A001
+    """The smallest value, (values, indices) along `dim`, or the elementwise minimum with a tensor."""
+    return input.min(dim, keepdim)
+
+
+def amax(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
+    return input.amax(dim, keepdim)
+
+
+def amin(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
+    return input.amin(dim, keepdim)
+
+
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return input.argmax(dim, keepdim)
+
+
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return input.argmin(dim, keepdim)
+
+
+def logsumexp(input: Tensor, dim: Dims, keepdim: bool = False) -> Tensor:
+    return input.logsumexp(dim, keepdim)
+
+
+def norm(input: Tensor, p: Any = "fro", dim: Dims = None, keepdim: bool = False) -> Tensor:
+    return input.norm(p, dim, keepdim)
+
+
+def all(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    return input.all(dim, keepdim)
+
+
+def any(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    return input.any(dim, keepdim)
+
+
+def softmax(input: Tensor, dim: int) -> Tensor:
+    return input.softmax(dim)
+
+
+def log_softmax(input: Tensor, dim: int) -> Tensor:
+    return input.log_softmax(dim)
+
+
+# ---------------------------------------------------------------- linear algebra and shapes
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    return input.matmul(other)
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    return input.mm(mat2)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    return input.bmm(mat2)
+
+
+def dot(input: Tensor, other: Tensor) -> Tensor:
+    return input.dot(other)
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    return input.outer(vec2)
+
+
+def t(input: Tensor) -> Tensor:
+    return input.t()
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    return input.flatten(start_dim, end_dim)
+
+
+def reshape(input: Tensor, shape: Sequence[int]) -> Tensor:
+    return input.reshape(shape)
+
+
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
+    return input.transpose(dim0, dim1)
+
+
+def permute(input: Tensor, dims: Sequence[int]) -> Tensor:
+    return input.permute(*dims)
+
+
+def squeeze(input: Tensor, dim: Dims = None) -> Tensor:
+    return input.squeeze(dim)
+
+
+def unsqueeze(input: Tensor, dim: int) -> Tensor:
+    return input.unsqueeze(dim)
+
+
+def split(tensor: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
+    return tensor.split(split_size_or_sections, dim)
+
+
+def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    return input.chunk(chunks, dim)
+
+
+def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    return input.unbind(dim)
+
+
+def flip(input: Tensor, dims: Dims) -> Tensor:
+    return input.flip(dims)
+
+
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
+    return input.tril(diagonal)
+
+
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
+    return input.triu(diagonal)
