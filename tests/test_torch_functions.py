@@ -172,3 +172,56 @@ def test_python_protocols():
     assert f"{tg.ones(2)}" == repr(tg.ones(2))
     x = tg.ones(2, 3)
     assert x.contiguous() is x
+
+
+# ---------------------------------------------------------------- creation
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.linspace(-1, 2, 7),
+    lambda lib: lib.linspace(0, 1, 1),
+    lambda lib: lib.logspace(0, 2, 3),
+    lambda lib: lib.logspace(1, 3, 4, base=2.0, dtype=lib.float64),
+    lambda lib: lib.full_like(lib.ones(2, dtype=lib.int64), 2.7),
+    lambda lib: lib.full_like(lib.ones(2, 3), 0.5, dtype=lib.float64),
+    lambda lib: lib.as_tensor([1.0, 2.0]),
+    lambda lib: lib.as_tensor(np.arange(3)),
+    lambda lib: lib.empty_like(lib.ones(2)).shape,
+])
+def test_deterministic_creation_matches_torch(call):
+    ours, theirs = call(tg), call(torch)
+    if isinstance(theirs, torch.Size):
+        assert tuple(ours) == tuple(theirs)
+        return
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_from_numpy_and_as_tensor_share_memory():
+    a = np.arange(3.0)
+    t = tg.from_numpy(a)
+    a[0] = 9.0
+    assert t.tolist() == [9.0, 1.0, 2.0] and t.dtype == np.float64
+    assert tg.as_tensor(a).numpy() is a or np.shares_memory(tg.as_tensor(a).numpy(), a)
+    assert not np.shares_memory(tg.as_tensor(a, dtype=tg.float32).numpy(), a)
+    with pytest.raises(TypeError, match="from_numpy"):
+        tg.from_numpy([1, 2])
+
+
+def test_random_creation_is_seeded_and_in_range():
+    tg.manual_seed(0)
+    first = (tg.randint(3, 7, (50,)), tg.randint(5, (2, 2)), tg.randperm(6), tg.normal(2.0, 0.5, (1000,)),
+             tg.rand_like(tg.ones(4, dtype=tg.float64)), tg.randn_like(tg.ones(3)))
+    tg.manual_seed(0)
+    again = (tg.randint(3, 7, (50,)), tg.randint(5, (2, 2)), tg.randperm(6), tg.normal(2.0, 0.5, (1000,)),
+             tg.rand_like(tg.ones(4, dtype=tg.float64)), tg.randn_like(tg.ones(3)))
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    ints, small, perm, normal, uniform, gauss = first
+    assert ints.dtype == np.int64 and ints.numpy().min() >= 3 and ints.numpy().max() < 7 and small.shape == (2, 2)
+    assert sorted(perm.tolist()) == list(range(6)) and perm.dtype == np.int64
+    assert abs(normal.numpy().mean() - 2.0) < 0.1 and abs(normal.numpy().std() - 0.5) < 0.05
+    assert uniform.dtype == np.float64 and gauss.dtype == np.float32
+    for bad in (lambda: tg.randint(5, 5, (1,)), lambda: tg.randperm(-1), lambda: tg.normal(0.0, -1.0, (1,)),
+                lambda: tg.linspace(0, 1, -1)):
+        with pytest.raises(RuntimeError):
+            bad()

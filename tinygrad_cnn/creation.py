@@ -76,3 +76,83 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
 
 def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     return _new(np.eye(n, m, dtype=dtype or DEFAULT_FLOAT), requires_grad, device)
+
+
+def full_like(t: Tensor, fill_value: bool | int | float, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    """`t`'s shape filled with `fill_value`, in `t`'s dtype unless given (2.7 in an int64 tensor is 2)."""
+    return _new(np.full(t.shape, fill_value, dtype=dtype or t.dtype), requires_grad, device)
+
+
+def empty_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros here (see `empty`)."""
+    return zeros_like(t, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def rand_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return rand(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+
+
+def randn_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return randn(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from start to end, both included; float32 unless given."""
+    if steps < 0:
+        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
+    return _new(np.linspace(start, end, steps).astype(dtype or DEFAULT_FLOAT), requires_grad, device)
+
+
+def logspace(start: float, end: float, steps: int, base: float = 10.0, dtype: Any = None, device: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """base ** linspace(start, end, steps)."""
+    if steps < 0:
+        raise RuntimeError(f"logspace: number of steps must be non-negative, got {steps}")
+    return _new((base ** np.linspace(start, end, steps)).astype(dtype or DEFAULT_FLOAT), requires_grad, device)
+
+
+def randint(low: int, high: Any = None, size: tuple[int, ...] = (), dtype: Any = None,
+            device: Any = None) -> Tensor:
+    """Integers uniform on [low, high), int64 unless given; randint(high, size) starts at 0, as PyTorch."""
+    if isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
+    elif high is None:
+        low, high = 0, low
+    if low >= high:
+        raise RuntimeError(f"randint: expects low < high, got low={low} and high={high}")
+    return _new(get_generator().integers(low, high, size_args((size,))).astype(dtype or np.int64), False, device)
+
+
+def randperm(n: int, dtype: Any = None, device: Any = None) -> Tensor:
+    """A random permutation of 0 .. n-1, int64 unless given."""
+    if n < 0:
+        raise RuntimeError(f"randperm: n must be non-negative, got {n}")
+    return _new(get_generator().permutation(n).astype(dtype or np.int64), False, device)
+
+
+def normal(mean: float, std: float, size: tuple[int, ...], dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """Draws from N(mean, std^2) of the given size (the float-arguments form of torch.normal)."""
+    if std < 0:
+        raise RuntimeError(f"normal: expects std >= 0.0, got {std}")
+    data = get_generator().normal(mean, std, size_args((size,)))
+    return _new(data.astype(dtype or DEFAULT_FLOAT), requires_grad, device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A Tensor sharing memory with `array` (changes to one show in the other), its dtype kept."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray, got {type(array).__name__}")
+    return Tensor(array) if array.dtype.kind not in "biuf" else Tensor._make(array)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """`data` as a Tensor without a copy where it can be (a Tensor or an array of the dtype asked for)."""
+    to_device(device, "as_tensor")
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return from_numpy(data)
+    return Tensor(data, dtype=dtype)
