@@ -260,6 +260,13 @@ def getitem_example(draw) -> Example:
 
 
 @st.composite
+def rounding_example(draw) -> Example:
+    steps = tuple(np.arange(-2.0, 2.5, 0.5))
+    return example(draw(tensors(small_shapes, away_from=steps, margin=0.05)),
+                   fn=draw(st.sampled_from(["floor", "ceil", "round", "trunc", "sign"])))
+
+
+@st.composite
 def setitem_example(draw) -> Example:
     """x, an index that picks each element at most once (NumPy and PyTorch both leave it open
     which of two writes to one element wins), and values of x[index]'s shape or a single value."""
@@ -584,6 +591,13 @@ TABLE = [
     OpCase("Abs", ops.Abs, unary_example(away_from=(0.0,)), abs, np.abs),
     OpCase("Relu", ops.Relu, unary_example(away_from=(0.0,)), lambda x: x.relu(), lambda a: np.where(a > 0, a, 0.0)),
     OpCase("Tanh", ops.Tanh, unary_example(), lambda x: x.tanh(), np.tanh),
+    OpCase("Sin", ops.Sin, unary_example(low=-4.0, high=4.0), lambda x: x.sin(), np.sin),
+    OpCase("Cos", ops.Cos, unary_example(low=-4.0, high=4.0), lambda x: x.cos(), np.cos),
+    OpCase("Log1p", ops.Log1p, unary_example(low=-0.5), lambda x: x.log1p(), np.log1p),
+    OpCase("Expm1", ops.Expm1, unary_example(), lambda x: x.expm1(), np.expm1),
+    # steps at every integer (floor, ceil, trunc, sign) and half-integer (round): values kept off them
+    OpCase("Rounding", ops.Rounding, rounding_example(), lambda x, *, fn: getattr(x, fn)(),
+           lambda a, *, fn: getattr(np, fn)(a)),
     # wide enough to reach both of the stable forms sigmoid switches between
     OpCase("Sigmoid", ops.Sigmoid, unary_example(low=-8.0, high=8.0), lambda x: x.sigmoid(),
            lambda a: 1 / (1 + np.exp(-a))),

@@ -225,3 +225,40 @@ def test_random_creation_is_seeded_and_in_range():
                 lambda: tg.linspace(0, 1, -1)):
         with pytest.raises(RuntimeError):
             bad()
+
+
+# ---------------------------------------------------------------- elementwise math
+
+MATH = ["sin", "cos", "tan", "log1p", "expm1", "log2", "log10", "exp2", "floor", "ceil", "round", "trunc", "frac",
+        "sign", "exp", "log", "sqrt", "tanh", "sigmoid"]
+STEPS = np.arange(-3.0, 3.5, 0.5)  # where the rounding functions jump: kept away from
+
+
+@pytest.mark.parametrize("name", MATH)
+@settings(max_examples=25)
+@given(x=arrays((3, 2)).map(lambda a: np.where(np.abs(a[..., None] - STEPS).min(-1) < 0.05, 0.3, a)))
+def test_elementwise_math_matches_torch(name, x):
+    x = np.abs(x) + 0.1 if name in ("log2", "log10", "log", "sqrt") else np.clip(x, -0.9, None) if name == "log1p" else x
+    x = np.clip(x, -1.2, 1.2) if name == "tan" else x  # away from tan's poles
+    ours, theirs = tg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    a, b = getattr(tg, name)(ours), getattr(torch, name)(theirs)
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)
+    a.sum().backward()
+    b.sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert gradgradcheck(lambda t: getattr(t, name)(), [tg.tensor(x, requires_grad=True)])
+
+
+@pytest.mark.parametrize("name", MATH)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns of log(-2) and sqrt(-2); both give NaN
+def test_elementwise_math_of_integers_has_pytorch_dtype(name):
+    """Math on an integer tensor gives float32; rounding keeps it an integer tensor; frac refuses it."""
+    values = np.array([-2, 0, 3])
+    if name == "frac":
+        for lib in (tg, torch):
+            with pytest.raises(RuntimeError):
+                lib.tensor(values).frac()
+        return
+    ours, theirs = getattr(tg.tensor(values), name)(), getattr(torch.tensor(values), name)()
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)

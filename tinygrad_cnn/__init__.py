@@ -10,10 +10,11 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
 from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
 from .rng import manual_seed
-from .functions import (abs, all, amax, amin, any, argmax, argmin, bmm, chunk, clamp, clip, dot, exp, flatten, flip,
-                        isfinite, isinf, isnan, log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
-                        mm, norm, outer, permute, relu, reshape, sigmoid, softmax, split, sqrt, squeeze, std, sum, t,
-                        tanh, transpose, tril, triu, unbind, unsqueeze, var)
+from .functions import (abs, all, amax, amin, any, argmax, argmin, bmm, ceil, chunk, clamp, clip, cos, dot, exp, exp2,
+                        expm1, flatten, flip, floor, frac, isfinite, isinf, isnan, log, log1p, log2, log10, log_softmax,
+                        logsumexp, matmul, max, maximum, mean, min, minimum, mm, norm, outer, permute, relu, reshape,
+                        round, sigmoid, sign, sin, softmax, split, sqrt, squeeze, std, sum, t, tan, tanh, transpose,
+                        tril, triu, trunc, unbind, unsqueeze, var)
 from .tensor import Tensor, cat, stack, where
 
 # dtypes under PyTorch's names, so `x.dtype == tinygrad_cnn.float32` reads as it does in torch

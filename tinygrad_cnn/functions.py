@@ -27,6 +27,62 @@ def abs(input: Tensor) -> Tensor:  # noqa: A001 (torch's name)
     return input.abs()
 
 
+def sin(input: Tensor) -> Tensor:
+    return input.sin()
+
+
+def cos(input: Tensor) -> Tensor:
+    return input.cos()
+
+
+def tan(input: Tensor) -> Tensor:
+    return input.tan()
+
+
+def log1p(input: Tensor) -> Tensor:
+    return input.log1p()
+
+
+def expm1(input: Tensor) -> Tensor:
+    return input.expm1()
+
+
+def log2(input: Tensor) -> Tensor:
+    return input.log2()
+
+
+def log10(input: Tensor) -> Tensor:
+    return input.log10()
+
+
+def exp2(input: Tensor) -> Tensor:
+    return input.exp2()
+
+
+def floor(input: Tensor) -> Tensor:
+    return input.floor()
+
+
+def ceil(input: Tensor) -> Tensor:
+    return input.ceil()
+
+
+def round(input: Tensor) -> Tensor:  # noqa: A001
+    return input.round()
+
+
+def trunc(input: Tensor) -> Tensor:
+    return input.trunc()
+
+
+def frac(input: Tensor) -> Tensor:
+    return input.frac()
+
+
+def sign(input: Tensor) -> Tensor:
+    return input.sign()
+
+
 def relu(input: Tensor) -> Tensor:
     return input.relu()
 

@@ -395,12 +395,51 @@ class Tensor:
 
     add, sub, mul, div, pow, neg, abs = __add__, __sub__, __mul__, __truediv__, __pow__, __neg__, __abs__
 
-    def exp(self) -> Tensor: return ops.Exp.apply(self)
-    def log(self) -> Tensor: return ops.Log.apply(self)
-    def sqrt(self) -> Tensor: return ops.Sqrt.apply(self)
+    def exp(self) -> Tensor: return ops.Exp.apply(self._floating())
+    def log(self) -> Tensor: return ops.Log.apply(self._floating())
+    def sqrt(self) -> Tensor: return ops.Sqrt.apply(self._floating())
     def relu(self) -> Tensor: return ops.Relu.apply(self)
-    def tanh(self) -> Tensor: return ops.Tanh.apply(self)
-    def sigmoid(self) -> Tensor: return ops.Sigmoid.apply(self)
+    def tanh(self) -> Tensor: return ops.Tanh.apply(self._floating())
+    def sigmoid(self) -> Tensor: return ops.Sigmoid.apply(self._floating())
+
+    def sin(self) -> Tensor: return ops.Sin.apply(self._floating())
+    def cos(self) -> Tensor: return ops.Cos.apply(self._floating())
+    def log1p(self) -> Tensor: return ops.Log1p.apply(self._floating())
+    def expm1(self) -> Tensor: return ops.Expm1.apply(self._floating())
+
+    def tan(self) -> Tensor:
+        return self.sin() / self.cos()
+
+    def log2(self) -> Tensor:
+        return self.log() * (1 / np.log(2))
+
+    def log10(self) -> Tensor:
+        return self.log() * (1 / np.log(10))
+
+    def exp2(self) -> Tensor:
+        return (self._floating() * np.log(2)).exp()
+
+    def floor(self) -> Tensor: return self._rounded("floor")
+    def ceil(self) -> Tensor: return self._rounded("ceil")
+    def round(self) -> Tensor: return self._rounded("round")
+    def trunc(self) -> Tensor: return self._rounded("trunc")
+    def sign(self) -> Tensor: return self._rounded("sign")
+
+    def frac(self) -> Tensor:
+        """x - trunc(x), with the sign of x (floating point tensors only, as PyTorch)."""
+        if self.dtype.kind != "f":
+            raise RuntimeError(f"frac: not implemented for dtype {self.dtype}")
+        return self - self.trunc()
+
+    def _rounded(self, fn: str) -> Tensor:
+        if self.dtype.kind == "f":
+            return ops.Rounding.apply(self, fn=fn)
+        # an integer tensor is whole already, and holds no gradient: its sign, or itself, as PyTorch
+        return Tensor._make(np.sign(self._array) if fn == "sign" else self._array.copy())
+
+    def _floating(self) -> Tensor:
+        """This tensor, or a float32 copy of an integer one: math on integers gives float32, as PyTorch."""
+        return self if self.dtype.kind == "f" else self.to(DEFAULT_FLOAT)
 
     def maximum(self, other: Any) -> Tensor:
         return self._binary(ops.Maximum, other)

@@ -7,7 +7,7 @@ find everything by walking the tree of submodules.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
@@ -57,12 +58,14 @@ class Module:
                                 f"'{name}' (wrap it in nn.Parameter, or assign None)")
             self._parameters[name] = None
         else:
+            # a Parameter or Module replacing one of its kind keeps its place (state_dict order, ModuleList)
+            home = self._parameters if isinstance(value, Parameter) else self._modules if isinstance(value, Module) \
+                else None
             for registry in (self._parameters, self._buffers, self._modules):
-                registry.pop(name, None)
-            if isinstance(value, Parameter):
-                self._parameters[name] = value
-            elif isinstance(value, Module):
-                self._modules[name] = value
+                if registry is not home:
+                    registry.pop(name, None)
+            if home is not None:
+                home[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -70,10 +73,30 @@ class Module:
             registry.pop(name, None)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, tensor: Tensor) -> None:
-        """A Tensor that is state but not trained (such as BatchNorm's running mean): saved in state_dict."""
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A Tensor that is state but not trained (such as BatchNorm's running mean): in state_dict
+        unless `persistent=False`."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: buffer name must be a non-empty string without '.', got {name!r}")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: cannot assign a {type(tensor).__name__} as buffer {name!r} "
+                            "(a Tensor or None is required)")
         self._buffers[name] = tensor
+        (self._non_persistent_buffers.discard if persistent else self._non_persistent_buffers.add)(name)
         object.__setattr__(self, name, tensor)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: cannot assign a {type(param).__name__} as parameter {name!r} "
+                            "(an nn.Parameter or None is required)")
+        setattr(self, name, param)
+        self._parameters[name] = param
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {type(module).__name__} is not a Module")
+        setattr(self, name, module)
+        self._modules[name] = module
 
     # ------------------------------------------------------------ calling
 
@@ -151,7 +174,8 @@ class Module:
         a layer shared by two names appears under both."""
         state = OrderedDict()
         for module_name, module in self.named_modules(remove_duplicate=False):
-            for name, t in (*module._parameters.items(), *module._buffers.items()):
+            buffers = [(n, b) for n, b in module._buffers.items() if n not in module._non_persistent_buffers]
+            for name, t in (*module._parameters.items(), *buffers):
                 if t is not None:
                     state[f"{module_name}.{name}" if module_name else name] = t.detach()
         return state
@@ -191,9 +215,28 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (or, with set_to_none=False, fill it with zeros)."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                with no_grad():
+                    p.grad.zero_()
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Switch gradients on or off for every parameter (freeze a part of a model)."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """fn(m) for every submodule, children before their parents, then for this module (as
+        PyTorch, for initialisation: `model.apply(init_weights)`)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """`to(dtype)`, `to(device)` or `to(device, dtype)`: every floating point parameter and buffer
@@ -251,3 +294,121 @@ class Sequential(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+
+class ModuleList(Module):
+    """Modules held in a list, each registered (their parameters are the list's); no forward."""
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        self.extend(modules or [])
+
+    def _index(self, i: int) -> str:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"ModuleList: index {i} is out of range for {n} modules")
+        return str(i % n)
+
+    def __getitem__(self, i: int | slice) -> Module | ModuleList:
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
+        return self._modules[self._index(i)]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        self.add_module(self._index(i), module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._modules.clear()
+        self.extend(modules)
+
+
+class ModuleDict(Module):
+    """Modules held by name, each registered; no forward."""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    def keys(self) -> Iterable[str]:
+        return self._modules.keys()
+
+    def values(self) -> Iterable[Module]:
+        return self._modules.values()
+
+    def items(self) -> Iterable[tuple[str, Module]]:
+        return self._modules.items()
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        for key, module in (modules.items() if isinstance(modules, Mapping) else modules):
+            self[key] = module
+
+    def pop(self, key: str) -> Module:
+        module = self._modules[key]
+        del self[key]
+        return module
+
+
+class ParameterList(Module):
+    """Parameters held in a list, each registered (named "0", "1", ...); no forward."""
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        for value in values or []:
+            self.append(value)
+
+    def __getitem__(self, i: int) -> Parameter:
+        return list(self._parameters.values())[i]
+
+    def __setitem__(self, i: int, value: Any) -> None:
+        self.register_parameter(str(i % len(self)), value if isinstance(value, Parameter) else Parameter(value))
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self._parameters.values())
+
+    def append(self, value: Any) -> ParameterList:
+        self.register_parameter(str(len(self)), value if isinstance(value, Parameter) else Parameter(value))
+        return self
+
+    def extend(self, values: Iterable[Any]) -> ParameterList:
+        for value in values:
+            self.append(value)
+        return self

@@ -162,6 +162,78 @@ class Log(Primitive):
         return g / x
 
 
+class Log1p(Primitive):
+    """log(1 + x), exact for small x.  dL/dx = g / (1 + x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log1p(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return g / (x + 1)
+
+
+class Expm1(Primitive):
+    """exp(x) - 1, exact for small x.  dL/dx = g * (out + 1)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = np.expm1(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        out, = ctx.saved_tensors
+        return g * (out + 1)
+
+
+class Sin(Primitive):
+    """sin(x).  dL/dx = g * cos(x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return g * x.cos()
+
+
+class Cos(Primitive):
+    """cos(x).  dL/dx = -g * sin(x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.cos(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return -(g * x.sin())
+
+
+class Rounding(Primitive):
+    """floor, ceil, round (half to even, as PyTorch), trunc or sign of x: a step function.
+    dL/dx = 0 everywhere (as PyTorch; at the steps the derivative does not exist)."""
+
+    functions = {"floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc, "sign": np.sign}
+
+    @staticmethod
+    def forward(ctx, x, *, fn):
+        return Rounding.functions[fn](x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g._wrap(np.zeros(g.shape, g.dtype))
+
+
 class Sqrt(Primitive):
     """sqrt(x).  dL/dx = g / (2 * out)."""
 
