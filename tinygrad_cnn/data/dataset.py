@@ -1,12 +1,25 @@
-"""Datasets as in torch.utils.data: anything with `__getitem__(i)` and `__len__()`."""
+"""Datasets as in torch.utils.data: anything with `__getitem__(i)` and `__len__()`, and the
+ways to select (`Subset`, `random_split`) and join (`ConcatDataset`, `a + b`) them."""
 from __future__ import annotations
 
 import abc
-from typing import Any
+import bisect
+import itertools
+import math
+import numbers
+import warnings
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..tensor import Tensor
+from .sampler import check_generator, generator_or_global
+
+
+def check_dataset(dataset: Any, where: str) -> None:
+    """Raise TypeError unless `dataset` is map-style (has __getitem__ and __len__); `where` names the argument."""
+    if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+        raise TypeError(f"{where} must define __getitem__ and __len__, got {type(dataset).__name__}")
 
 
 class Dataset(abc.ABC):
@@ -23,6 +36,9 @@ class Dataset(abc.ABC):
     @abc.abstractmethod
     def __len__(self) -> int:
         ...
+
+    def __add__(self, other: Dataset) -> ConcatDataset:
+        return ConcatDataset([self, other])
 
 
 class TensorDataset(Dataset):
@@ -65,3 +81,104 @@ class TensorDataset(Dataset):
     def __repr__(self) -> str:
         shapes = ", ".join(f"{t.shape} {t.dtype}" for t in self.tensors)
         return f"TensorDataset({len(self)} samples: {shapes})"
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order: `subset[i]` is `dataset[indices[i]]`.
+
+    A list `i` selects several at once, as PyTorch: `dataset[[indices[j] for j in i]]`. The
+    DataLoader sees through plain Subsets of a TensorDataset and batches them as fast as the whole.
+    """
+
+    def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
+        check_dataset(dataset, "Subset: dataset")
+        if not (hasattr(indices, "__getitem__") and hasattr(indices, "__len__")):
+            raise TypeError(f"Subset: indices must be a sequence (list, range, array), got {type(indices).__name__}")
+        self.dataset = dataset
+        self.indices = indices
+
+    def __getitem__(self, index: int | list[int]) -> Any:
+        if isinstance(index, list):
+            return self.dataset[[self.indices[i] for i in index]]
+        return self.dataset[self.indices[index]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after another (also written `a + b`).
+
+    `cumulative_sizes[k]` is the number of samples in datasets 0..k. Indices may be negative;
+    out of range they raise IndexError (PyTorch: ValueError for a negative one).
+    """
+
+    def __init__(self, datasets: Iterable[Any]) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        for k, dataset in enumerate(self.datasets):
+            check_dataset(dataset, f"ConcatDataset: datasets[{k}]")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __getitem__(self, index: int) -> Any:
+        if not isinstance(index, numbers.Integral):
+            raise TypeError(f"ConcatDataset: index must be an int, got {type(index).__name__}")
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"ConcatDataset: index {index} is out of range for {n} samples")
+        index = int(index) % n
+        k = bisect.bisect_right(self.cumulative_sizes, index)  # the first dataset that ends after `index`
+        return self.datasets[k][index - (self.cumulative_sizes[k - 1] if k else 0)]
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+
+def _split_lengths(n: int, lengths: list[int | float]) -> list[int]:
+    """Sample counts from `lengths` (ints, or fractions summing to 1), by PyTorch's rule for fractions:
+    floor(n * f) each, then the remainder handed out one by one from the first split on."""
+    for i, length in enumerate(lengths):
+        if isinstance(length, (bool, np.bool_)) or not isinstance(length, numbers.Real):
+            raise TypeError(f"random_split: lengths[{i}] must be an int or a fraction, got {length!r}")
+    total = sum(lengths)
+    if not (math.isclose(total, 1) and total <= 1):
+        if any(not isinstance(length, numbers.Integral) or length < 0 for length in lengths):
+            raise ValueError(f"random_split: lengths must be non-negative ints, or fractions summing to 1, "
+                             f"got {lengths}")
+        return [int(length) for length in lengths]
+    for i, fraction in enumerate(lengths):
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1, got {fraction}")
+    counts = [math.floor(n * fraction) for fraction in lengths]
+    for i in range(n - sum(counts)):
+        counts[i % len(counts)] += 1
+    for i, count in enumerate(counts):
+        if count == 0:
+            warnings.warn(f"random_split: length of split at index {i} is 0; this might result in an empty dataset",
+                          stacklevel=3)
+    return counts
+
+
+def random_split(dataset: Any, lengths: Sequence[int | float],
+                 generator: np.random.Generator | None = None) -> list[Subset]:
+    """Split `dataset` into non-overlapping Subsets of the given lengths, at random.
+
+    Args:
+        dataset: a map-style dataset.
+        lengths: the splits' sizes, summing to len(dataset); or fractions summing to 1, turned
+            into sizes as PyTorch does (floor(len * fraction), then the remainder one by one,
+            round-robin from the first split).
+        generator: a numpy.random.Generator; None draws from the global generator (`manual_seed`).
+
+    Raises ValueError if the lengths do not sum to len(dataset) or a fraction is outside [0, 1].
+    """
+    check_dataset(dataset, "random_split: dataset")
+    check_generator(generator, "random_split")
+    n = len(dataset)
+    counts = _split_lengths(n, list(lengths))
+    if sum(counts) != n:
+        raise ValueError(f"random_split: sum of input lengths ({sum(counts)}) does not equal the length of the "
+                         f"input dataset ({n})")
+    order = generator_or_global(generator).permutation(n).tolist()
+    return [Subset(dataset, order[end - count:end]) for end, count in zip(itertools.accumulate(counts), counts)]
