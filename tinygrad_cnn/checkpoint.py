@@ -1,19 +1,12 @@
-"""Checkpoints: a nested dict of training state in one `.npz` file, written atomically.
+"""Checkpoints: a nested dict of training state in one file, written atomically.
 
     save_checkpoint("run.npz", {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3})
     state = load_checkpoint("run.npz")
 
-Layout. `save_checkpoint` flattens the nested dict (the counterpart of what `torch.save` pickles):
-
-- every NumPy array (and Tensor, saved as its array) becomes one npz entry named by its path of
-  keys joined with '/': `model/conv1.weight`, `optimizer/state/0/exp_avg`;
-- everything else (numbers, strings, bools, None, lists) goes into one JSON document, the entry
-  `checkpoint.json`, in which an array stands as `{"__array__": "<entry name>"}`, a tuple as
-  `{"__tuple__": [...]}`, and a dict with keys that are not all strings (the optimizer's state is
-  keyed by parameter index) as `{"__items__": [[key, value], ...]}`.
-
-JSON keeps Python ints of any size, which the RNG state needs (PCG64's state is a 128-bit int), and
-the file opens with `np.load(path, allow_pickle=False)`: no pickle, so loading runs no code.
+Format. The file is what `tinygrad_cnn.save` writes (see serialization.py: an .npz of the arrays plus a JSON
+description, `checkpoint.json`; nothing in it can run code on load) of the dict `state` with two more keys,
+`format` ("tinygrad_cnn checkpoint") and `version`. Checkpoints written before `save` existed (`checkpoint.json`
+was the checkpoint dict itself) still load: `tinygrad_cnn.load` reads them.
 
 Atomicity. The file is written to a temporary file in the same directory, flushed and fsynced, and
 then renamed over the old one (`os.replace`, atomic on POSIX and Windows): a crash or kill during
@@ -21,21 +14,18 @@ the save leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import zipfile
-import zlib
 from pathlib import Path
 from typing import IO, Any, Callable
 
-import numpy as np
+from .serialization import FileFormatError, load, save
 
-from .tensor import Tensor
-
+# The keys every checkpoint dict carries (serialization.py knows them too: they mark the checkpoints written
+# before it existed).
 FORMAT = "tinygrad_cnn checkpoint"
 VERSION = 1
-_TREE = "checkpoint.json"
+_KEYS = {"format", "version"}
 
 
 class CheckpointError(ValueError):
@@ -68,56 +58,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             os.close(dir_fd)
 
 
-def _flatten(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
-    """`obj` as JSON-ready data, its arrays moved into `arrays` under their path."""
-    if isinstance(obj, Tensor):
-        obj = obj.detach().numpy()
-    if isinstance(obj, np.ndarray):
-        if path in arrays:
-            raise ValueError(f"save_checkpoint: two arrays would be stored as {path!r}; rename a key")
-        arrays[path] = obj
-        return {"__array__": path}
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_flatten(v, f"{path}/{i}", arrays) for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [_flatten(v, f"{path}/{i}", arrays) for i, v in enumerate(obj)]
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj):
-            return {k: _flatten(v, f"{path}/{k}" if path else k, arrays) for k, v in obj.items()}
-        return {"__items__": [[k, _flatten(v, f"{path}/{k}", arrays)] for k, v in obj.items()]}
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"save_checkpoint: cannot store a {type(obj).__name__} at {path!r}")
-
-
-def _unflatten(obj: Any, arrays: Any) -> Any:
-    if isinstance(obj, list):
-        return [_unflatten(v, arrays) for v in obj]
-    if isinstance(obj, dict):
-        if obj.keys() == {"__array__"}:
-            return arrays[obj["__array__"]]
-        if obj.keys() == {"__tuple__"}:
-            return tuple(_unflatten(v, arrays) for v in obj["__tuple__"])
-        if obj.keys() == {"__items__"}:
-            return {k: _unflatten(v, arrays) for k, v in obj["__items__"]}
-        return {k: _unflatten(v, arrays) for k, v in obj.items()}
-    return obj
-
-
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write the nested dict `state` (arrays, Tensors, numbers, strings, None, lists, tuples, dicts) to `path`."""
-    arrays: dict[str, np.ndarray] = {}
-    tree = _flatten({"format": FORMAT, "version": VERSION, **state}, "", arrays)
-    if _TREE in arrays:
-        raise ValueError(f"save_checkpoint: the key {_TREE!r} is reserved")
-    arrays[_TREE] = np.array(json.dumps(tree))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    """Write the dict `state` (what `tinygrad_cnn.save` takes: Tensors, arrays, numbers, strings, None, and dicts,
+    lists and tuples of them) to `path`, atomically."""
+    if state.keys() & _KEYS:
+        raise ValueError(f"save_checkpoint: the keys {sorted(_KEYS)} are reserved")
+    atomic_write(path, lambda f: save({"format": FORMAT, "version": VERSION, **state}, f))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The dict that `save_checkpoint` wrote to `path`, arrays as NumPy arrays.
+    """The dict that `save_checkpoint` wrote to `path`, its Tensors (a model's weights) as Tensors, arrays as arrays.
 
     Raises:
         FileNotFoundError: no file at `path`.
@@ -126,23 +76,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path}: not a checkpoint: not an .npz (zip) file, or a truncated one")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if _TREE not in npz.files:
-                raise CheckpointError(f"{path}: not a tinygrad_cnn checkpoint (an .npz without {_TREE})")
-            tree = json.loads(str(npz[_TREE][()]))
-            if not isinstance(tree, dict) or tree.get("format") != FORMAT:
-                raise CheckpointError(f"{path}: not a tinygrad_cnn checkpoint")
-            if tree.get("version") != VERSION:
-                raise CheckpointError(f"{path}: checkpoint version {tree.get('version')!r}, "
-                                      f"this tinygrad_cnn reads version {VERSION}")
-            state = _unflatten(tree, {name: npz[name] for name in npz.files if name != _TREE})
-    except CheckpointError:
-        raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        # np.load reports a damaged file with any of these, depending on where the damage is
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        state = load(path)
+    except FileFormatError as e:
+        raise CheckpointError(f"{path}: not a checkpoint: {e.reason}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a tinygrad_cnn checkpoint (a file of tinygrad_cnn.save holding "
+                              "something else)")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {state.get('version')!r}, "
+                              f"this tinygrad_cnn reads version {VERSION}")
     del state["format"], state["version"]
     return state
