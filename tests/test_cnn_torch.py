@@ -30,19 +30,21 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn.testing import arrays
 
 
-def as_numpy(t) -> np.ndarray | None:
-    if t is None:
-        return None
-    return t.detach().numpy() if isinstance(t, Tensor) else t.detach().numpy()
+def as_numpy(t, shape: tuple[int, ...]) -> np.ndarray:
+    """A value or gradient as an array: None (nothing reached it) and PyTorch's ZeroTensor (a
+    second derivative that is 0 everywhere, with no numpy()) are zeros."""
+    if t is None or (isinstance(t, torch.Tensor) and t._is_zerotensor()):
+        return np.zeros(shape)
+    return t.detach().numpy()
 
 
-def assert_close(ours, theirs, what: str, shape: tuple[int, ...]) -> None:
-    """Equal to float64 rounding; a gradient that is None (nothing reached it) counts as zeros."""
-    ours, theirs = (np.zeros(shape) if a is None else as_numpy(a) for a in (ours, theirs))
-    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12, err_msg=what)
+def assert_close(ours, theirs, what: str, shape: tuple[int, ...], rtol: float = 1e-10, atol: float = 1e-12) -> None:
+    """Equal to float64 rounding (by default)."""
+    np.testing.assert_allclose(as_numpy(ours, shape), as_numpy(theirs, shape), rtol=rtol, atol=atol, err_msg=what)
 
 
-def check_against_torch(ours, theirs, inputs: list[np.ndarray], second_order: bool = True, seed: int = 0) -> None:
+def check_against_torch(ours, theirs, inputs: list[np.ndarray], second_order: bool = True, seed: int = 0,
+                        rtol: float = 1e-10, atol: float = 1e-12) -> None:
     """ours(*Tensors) and theirs(*torch tensors) on the same float64 arrays x_i must agree on
         the value y = f(x),
         the VJPs  g^T dy/dx_i  for a random upstream gradient g,
@@ -53,14 +55,14 @@ def check_against_torch(ours, theirs, inputs: list[np.ndarray], second_order: bo
     txs = [torch.tensor(a, requires_grad=True) for a in inputs]
     y, ty = ours(*xs), theirs(*txs)
     assert y.shape == tuple(ty.shape)
-    assert_close(y, ty, "value", y.shape)
+    assert_close(y, ty, "value", y.shape, rtol, atol)
 
     g = rng.standard_normal(y.shape)
     gt, tgt = Tensor(g, requires_grad=True), torch.tensor(g, requires_grad=True)
     vjps = tg.grad(y, xs, gt, create_graph=second_order)
     tvjps = torch.autograd.grad(ty, txs, tgt, create_graph=second_order)
     for i, (a, b) in enumerate(zip(vjps, tvjps)):
-        assert_close(a, b, f"gradient of input {i}", inputs[i].shape)
+        assert_close(a, b, f"gradient of input {i}", inputs[i].shape, rtol, atol)
     if not second_order:
         return
 
@@ -68,8 +70,8 @@ def check_against_torch(ours, theirs, inputs: list[np.ndarray], second_order: bo
     sum((vjp * Tensor(v)).sum() for vjp, v in zip(vjps, vs)).backward()
     sum((vjp * torch.tensor(v)).sum() for vjp, v in zip(tvjps, vs)).backward()
     for i, (a, b) in enumerate(zip(xs, txs)):
-        assert_close(a.grad, b.grad, f"second derivative through input {i}", inputs[i].shape)
-    assert_close(gt.grad, tgt.grad, "derivative of the VJPs by the upstream gradient", g.shape)
+        assert_close(a.grad, b.grad, f"second derivative through input {i}", inputs[i].shape, rtol, atol)
+    assert_close(gt.grad, tgt.grad, "derivative of the VJPs by the upstream gradient", g.shape, rtol, atol)
 
 
 def assume_every_window_sees_the_input(op, x, kwargs):
