@@ -1,7 +1,7 @@
 """tinygrad_cnn: a small deep-learning framework on NumPy, with PyTorch's API."""
 import numpy as np
 
-from . import autograd, data, functional, nn, optim
+from . import autograd, data, functional, nn, optim, utils
 from .autograd import (Function, backward, enable_grad, grad, inference_mode, is_grad_enabled,
                        is_inference_mode_enabled, no_grad, set_grad_enabled)
 from .autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -10,6 +10,7 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
 from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
 from .rng import manual_seed
+from .serialization import load, save
 from .functions import (abs, all, amax, amin, any, argmax, argmin, bmm, ceil, chunk, clamp, clip, cos, dot, exp, exp2,
                         expm1, flatten, flip, floor, frac, isfinite, isinf, isnan, log, log1p, log2, log10, log_softmax,
                         logsumexp, matmul, max, maximum, mean, min, minimum, mm, norm, outer, permute, relu, reshape,
