@@ -1,16 +1,20 @@
-"""The `tinygrad-cnn` command (also `python -m tinygrad_cnn`): train LeNet-5 on digits, evaluate it,
-draw its graph.
+"""The `tinygrad-cnn` command (also `python -m tinygrad_cnn`): train LeNet-5 on digits (or VGG or ResNet-20
+on CIFAR-10), evaluate it, draw its graph.
 
     tinygrad-cnn train                      # 20 epochs on the 4,000 embedded MNIST digits, offline
     tinygrad-cnn train --data ~/mnist       # MNIST-style IDX files: train-images-idx3-ubyte, t10k-...
     tinygrad-cnn train --resume             # continue the run in out/lenet5.npz where it stopped
     tinygrad-cnn evaluate --checkpoint out/lenet5.npz
     tinygrad-cnn graph --expanded           # lenet5-graph.svg: every primitive op in its layer's frame
+    tinygrad-cnn train --model resnet20 --data ~/cifar-10-batches-py   # CIFAR-10's python batch files
 
-`train` writes into ./out/ unless told otherwise: the checkpoint (out/lenet5.npz) and the metrics
-(out/metrics.json) after every epoch, the graph of one forward pass and its loss (out/lenet5-graph.svg)
-before training, the plots (out/plots/) after it. When matplotlib or Graphviz's `dot` program is
-missing, the default plots are skipped and the graph is written as DOT text (out/lenet5-graph.gv), with
+`--model` (lenet5, vgg or resnet20; default lenet5, or with --resume and `evaluate` the checkpoint's) must
+fit the data: LeNet-5 takes 1x28x28 digits, VGG and ResNet-20 3x32x32 CIFAR-10 images.
+
+`train` writes into ./out/ unless told otherwise: the checkpoint (out/MODEL.npz, e.g. out/lenet5.npz) and
+the metrics (out/metrics.json) after every epoch, the graph of one forward pass and its loss
+(out/MODEL-graph.svg) before training, the plots (out/plots/) after it. When matplotlib or Graphviz's `dot` program is
+missing, the default plots are skipped and the graph is written as DOT text (out/MODEL-graph.gv), with
 a note; asked for by name, they are an error.
 
 Each subcommand is two functions: `add_<name>_parser(subparsers)` declares its arguments and sets
@@ -34,20 +38,28 @@ from . import __version__
 from . import functional as F
 from .allocator import keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .models import LeNet5
+from .models import MODELS
 from .nn import Module
 from .plots import require_matplotlib, save_plots
 from .tensor import Tensor
-from .train import (DEFAULT_LR, DEFAULT_SGD_MOMENTUM, TrainConfig, TrainingRun, evaluate, load_model_state,
-                    load_split, normalization_from_checkpoint, to_inputs, write_metrics)
+from .train import (DEFAULT_LR, DEFAULT_SGD_MOMENTUM, ImageShapeError, TrainConfig, TrainingRun, checkpoint_model,
+                    describe_shape, evaluate, load_model_state, load_split, normalization_from_checkpoint, to_inputs,
+                    write_metrics)
 from .viz import FORMATS as GRAPH_FORMATS
 from .viz import draw_graph, render
 
 OUT = Path("out")
-DEFAULT_CHECKPOINT = OUT / "lenet5.npz"
+DEFAULT_MODEL = "lenet5"
 DEFAULT_METRICS = OUT / "metrics.json"
 DEFAULT_PLOTS = OUT / "plots"
-DEFAULT_GRAPH = OUT / "lenet5-graph.svg"
+
+
+def default_checkpoint(model: str) -> Path:
+    return OUT / f"{model}.npz"
+
+
+def default_graph(model: str) -> Path:
+    return OUT / f"{model}-graph.svg"
 CONFIG_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)]  # each has an option: --batch-size for batch_size
 
 
@@ -84,18 +96,25 @@ graph_path = _checked(Path, lambda p: p.suffix.lower() in GRAPH_FORMATS,
 
 def _add_data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR",
-                        help="a directory of MNIST-style IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-                             "t10k-..., optionally .gz); default: the 4,000 / 1,000 train / test split of real MNIST "
-                             "digits embedded in the package")
+                        help="a directory of CIFAR-10 python batch files (data_batch_1..5, test_batch; for --model "
+                             "vgg or resnet20) or of MNIST-style IDX files (train-images-idx3-ubyte, "
+                             "train-labels-idx1-ubyte, t10k-..., optionally .gz); default: the 4,000 / 1,000 train / "
+                             "test split of real MNIST digits embedded in the package")
+
+
+def _add_model_argument(parser: argparse.ArgumentParser, default_help: str) -> None:
+    fits = "; ".join(f"{name} takes {describe_shape(cls.input_shape)} images" for name, cls in MODELS.items())
+    parser.add_argument("--model", choices=list(MODELS), help=f"{fits} (default {default_help})")
 
 
 # ---------------------------------------------------------------- train
 
 def add_train_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "train", help="train LeNet-5 and save the model, metrics, graph and plots",
-        description="Train LeNet-5 with a cosine learning-rate schedule, evaluating on the test split after "
+        "train", help="train a model (LeNet-5 by default) and save it, its metrics, graph and plots",
+        description="Train a model with a cosine learning-rate schedule, evaluating on the test split after "
                     "every epoch (the test split is never trained or selected on).")
+    _add_model_argument(p, f"{DEFAULT_MODEL}, or with --resume the checkpoint's")
     _add_data_argument(p)
     d = TrainConfig()
     hp = p.add_argument_group("hyperparameters (with --resume, the checkpoint's unless given)")
@@ -109,8 +128,8 @@ def add_train_parser(subparsers: Any) -> None:
     hp.add_argument("--seed", type=non_negative_int, metavar="N",
                     help=f"seed of the weights' initialisation and the shuffling (default {d.seed})")
     out = p.add_argument_group("outputs")
-    out.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH",
-                     help="the .npz checkpoint, rewritten after every epoch (default %(default)s)")
+    out.add_argument("--checkpoint", type=Path, metavar="PATH",
+                     help=f"the .npz checkpoint, rewritten after every epoch (default {default_checkpoint('MODEL')})")
     out.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
     out.add_argument("--metrics", type=Path, default=DEFAULT_METRICS, metavar="PATH",
                      help="per-epoch metrics as JSON, rewritten after every epoch (default %(default)s)")
@@ -118,26 +137,28 @@ def add_train_parser(subparsers: Any) -> None:
                      help=f"directory for the PNG plots (default {DEFAULT_PLOTS}; needs matplotlib)")
     out.add_argument("--graph", type=graph_path, metavar="PATH",
                      help=f"the graph of one forward pass and its loss: {', '.join(GRAPH_FORMATS)} "
-                          f"(default {DEFAULT_GRAPH}; all but .dot/.gv need Graphviz's dot program)")
+                          f"(default {default_graph('MODEL')}; all but .dot/.gv need Graphviz's dot program)")
     p.set_defaults(run=run_train, parser=p)
 
 
 def run_train(args: argparse.Namespace) -> int:
     keep_freed_memory()  # each step frees its graph; without this the next one page-faults it back in
-    saved = load_checkpoint(args.checkpoint) if args.resume else None
-    config = _train_config(args, saved, args.checkpoint)
+    checkpoint = args.checkpoint or default_checkpoint(args.model or DEFAULT_MODEL)
+    saved = load_checkpoint(checkpoint) if args.resume else None
+    config = _train_config(args, saved, checkpoint)
+    model = _train_model(args.model, saved, checkpoint)
     plots_dir = _output_path(args.plots, DEFAULT_PLOTS, _plots_problem)
-    graph = _output_path(args.graph, DEFAULT_GRAPH, _graph_problem,
-                         fallback=DEFAULT_GRAPH.with_suffix(".gv"))  # without `dot`: DOT text, to render later
-    train_images, train_labels = _read_data(args.data, train=True)
-    test_images, test_labels = _read_data(args.data, train=False)
+    graph = _output_path(args.graph, default_graph(model), _graph_problem,
+                         fallback=default_graph(model).with_suffix(".gv"))  # without `dot`: DOT text, to render later
+    train_images, train_labels = _read_data(args.data, True, model)
+    test_images, test_labels = _read_data(args.data, False, model)
 
     source = "the embedded digits" if args.data is None else args.data
-    print(f"LeNet-5 on {source}: {len(train_images):,} training and {len(test_images):,} test images; "
+    print(f"{MODELS[model].title} on {source}: {len(train_images):,} training and {len(test_images):,} test images; "
           f"{config.describe()}")
-    run = TrainingRun(config, train_images, train_labels)
+    run = TrainingRun(config, train_images, train_labels, model)
     if saved is not None:
-        _resume(run, saved, args.checkpoint)
+        _resume(run, saved, checkpoint)
     test_inputs = run.inputs(test_images)
     if graph is not None:  # before training, so that a problem with it shows at once
         batch = slice(0, config.batch_size)
@@ -149,15 +170,15 @@ def run_train(args: argparse.Namespace) -> int:
         try:
             while run.epoch < config.epochs:
                 print(run.run_epoch(test_inputs, test_labels), flush=True)
-                save_checkpoint(args.checkpoint, run.state_dict())
+                save_checkpoint(checkpoint, run.state_dict())
                 saved_epoch = run.epoch
                 write_metrics(args.metrics, run.history)
         except KeyboardInterrupt:
-            then = f"--resume continues after epoch {saved_epoch}, saved in {args.checkpoint}" if saved_epoch else \
+            then = f"--resume continues after epoch {saved_epoch}, saved in {checkpoint}" if saved_epoch else \
                 "no epoch was saved"
             print(f"\ninterrupted during epoch {run.epoch}: {then}", file=sys.stderr)
             return 130
-        written += [f"checkpoint {args.checkpoint}", f"metrics {args.metrics}"]
+        written += [f"checkpoint {checkpoint}", f"metrics {args.metrics}"]
     if plots_dir is not None:
         predictions = evaluate(run.model, test_inputs, test_labels).predictions
         save_plots(run.model, run.history, test_inputs, test_labels, predictions, plots_dir)
@@ -176,6 +197,20 @@ def _resume(run: TrainingRun, saved: dict[str, Any], checkpoint: Path) -> None:
     if run.epoch > run.config.epochs:
         raise CommandError(f"{checkpoint} has trained {run.epoch} epochs, more than --epochs {run.config.epochs}")
     print(f"resuming {checkpoint} after epoch {run.epoch}")
+
+
+def _train_model(given: str | None, saved: dict[str, Any] | None, checkpoint: Path) -> str:
+    """The model to train: --model, else the checkpoint's when resuming, else the default."""
+    if saved is None:
+        return given or DEFAULT_MODEL
+    try:
+        model = checkpoint_model(saved)
+    except CheckpointError as e:
+        raise CommandError(f"cannot resume from {checkpoint}: {e}") from None
+    if given is not None and given != model:
+        raise CommandError(f"--resume continues the checkpoint's run, but --model {given} (the checkpoint's run has "
+                           f"{model}): leave it out, or start a new run without --resume")
+    return model
 
 
 def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None, checkpoint: Path) -> TrainConfig:
@@ -233,10 +268,13 @@ def _graph_problem(path: Path) -> str | None:
 def save_graph(model: Module, inputs: np.ndarray, labels: np.ndarray, path: Path, collapse: bool = True,
                show_grads: bool = False) -> None:
     """Draw the graph of `model`'s forward pass on `inputs` and the cross-entropy loss into `path`,
-    in the format its extension names (see `viz.render`); with `show_grads`, after a backward."""
+    in the format its extension names (see `viz.render`); with `show_grads`, after a backward.
+    The model's buffers (BatchNorm's running statistics, which a training-mode pass updates) are restored."""
+    buffers = {name: buffer.detach().numpy().copy() for name, buffer in model.named_buffers()}
     loss = F.cross_entropy(model(Tensor(inputs)), Tensor(labels))
     if show_grads:
         loss.backward()
+    model.load_state_dict(buffers, strict=False)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     render(draw_graph(loss, params=model, collapse=collapse, show_grads=show_grads), path)
 
@@ -245,21 +283,23 @@ def save_graph(model: Module, inputs: np.ndarray, labels: np.ndarray, path: Path
 
 def add_evaluate_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate a trained checkpoint on the test split",
-                              description="Evaluate the LeNet-5 saved in a checkpoint on a test split.")
+                              description="Evaluate the model saved in a checkpoint on a test split.")
     p.add_argument("--checkpoint", type=Path, required=True, metavar="PATH", help="a checkpoint written by train")
+    _add_model_argument(p, "the checkpoint's")
     _add_data_argument(p)
     p.set_defaults(run=run_evaluate, parser=p)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     state = load_checkpoint(args.checkpoint)
-    model = LeNet5()
     try:
+        name = args.model or checkpoint_model(state)
+        model = MODELS[name]()
         load_model_state(model, state)
         mean, std = normalization_from_checkpoint(state)
     except CheckpointError as e:
         raise CommandError(f"{args.checkpoint}: {e}") from None
-    images, labels = _read_data(args.data, train=False)
+    images, labels = _read_data(args.data, False, name)
     result = evaluate(model, to_inputs(images, mean, std), labels)
     print(f"test loss {result.loss:.4f}")
     print(_accuracy_line(result.accuracy, len(labels)))
@@ -268,16 +308,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- graph
 
-GRAPH_MODELS: dict[str, Callable[[], Module]] = {"lenet5": LeNet5}
-
-
 def add_graph_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "graph", help="draw the computation graph of a model's training loss",
         description="Draw the graph of a model's forward pass and cross-entropy loss on a batch of random "
-                    "28x28 images: one node per layer (--collapse, the default) or every primitive op inside "
-                    "its layer's frame (--expanded). See docs/visualization.md for the legend.")
-    p.add_argument("--model", choices=list(GRAPH_MODELS), default="lenet5", help="(default %(default)s)")
+                    "images of the model's input size: one node per layer (--collapse, the default) or every "
+                    "primitive op inside its layer's frame (--expanded). See docs/visualization.md for the legend.")
+    p.add_argument("--model", choices=list(MODELS), default=DEFAULT_MODEL, help="(default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="(default %(default)s)")
     p.add_argument("--output", type=graph_path, metavar="PATH",
                    help=f"{', '.join(GRAPH_FORMATS)} (default MODEL-graph.svg; all but .dot/.gv need Graphviz's "
@@ -295,8 +332,9 @@ def run_graph(args: argparse.Namespace) -> int:
     problem = _graph_problem(output)
     if problem is not None:
         raise CommandError(problem)
-    images = np.random.default_rng(0).standard_normal((args.batch_size, 1, 28, 28)).astype(np.float32)
-    save_graph(GRAPH_MODELS[args.model](), images, np.arange(args.batch_size) % 10, output,
+    model = MODELS[args.model]
+    images = np.random.default_rng(0).standard_normal((args.batch_size, *model.input_shape)).astype(np.float32)
+    save_graph(model(), images, np.arange(args.batch_size) % 10, output,
                collapse=args.collapse, show_grads=args.show_grads)
     print(f"wrote {output}: the graph of {args.model}'s loss, "
           + ("one node per layer" if args.collapse else "every primitive op"))
@@ -305,9 +343,11 @@ def run_graph(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- shared
 
-def _read_data(data: str | None, train: bool) -> tuple[np.ndarray, np.ndarray]:
+def _read_data(data: str | None, train: bool, model: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        return load_split(data, train)
+        return load_split(data, train, model)
+    except ImageShapeError as e:
+        raise CommandError(f"--model {model}: {e}") from None
     except ValueError as e:  # corrupt or unsuitable files; a missing one is an OSError, reported by main
         raise CommandError(str(e)) from None
 
@@ -322,7 +362,8 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parse
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinygrad-cnn",
-        description="Train and evaluate LeNet-5 on handwritten digits with tinygrad_cnn, offline.")
+        description="Train and evaluate LeNet-5 on handwritten digits (or VGG or ResNet-20 on CIFAR-10) with "
+                    "tinygrad_cnn, offline.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser in SUBCOMMANDS:

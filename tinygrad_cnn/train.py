@@ -1,4 +1,5 @@
-"""Training and evaluation of LeNet-5 on 28x28 digit images, and the metrics of a run.
+"""Training and evaluation of the models in `models.MODELS` (LeNet-5 on 28x28 digits, VGG and ResNet-20
+on 32x32 CIFAR-10 images), and the metrics of a run.
 
     train_images, train_labels = load_split(None, train=True)      # the embedded digits
     test_images, test_labels = load_split(None, train=False)
@@ -7,9 +8,10 @@
     for _ in range(20):
         print(run.run_epoch(test_inputs, test_labels))
 
-Inputs: uint8 pixels scaled to [0, 1], then standardised with the mean and std of the training
+Inputs: pixels scaled to [0, 1] (uint8 digits (N, H, W) divided by 255, given a channel; CIFAR-10's
+float32 (N, 3, 32, 32) as they are), then standardised with the mean and std of all the training
 split's pixels (about 0.131 / 0.309 for the embedded digits, MNIST's are 0.1307 / 0.3081), as
-float32 (N, 1, 28, 28). The test split is only ever evaluated, never trained or selected on.
+float32 (N, C, H, W). The test split is only ever evaluated, never trained or selected on.
 
 Metrics of an epoch (`EpochMetrics`; `write_metrics` saves `{"epochs": [...]}`), accuracies as fractions:
     train_loss, train_accuracy  mean cross-entropy and accuracy over the epoch's batches, each taken
@@ -21,6 +23,7 @@ Metrics of an epoch (`EpochMetrics`; `write_metrics` saves `{"epochs": [...]}`),
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -33,8 +36,9 @@ from tqdm import tqdm
 from . import functional as F
 from .autograd import no_grad
 from .checkpoint import CheckpointError, atomic_write
-from .data import DataLoader, TensorDataset, load_digits, load_idx_dataset
-from .models import LeNet5
+from .data import DataLoader, TensorDataset, load_cifar10_dataset, load_digits, load_idx_dataset
+from .data.cifar import is_cifar10_dir
+from .models import MODELS
 from .nn import Module
 from .optim import SGD, Adam, Optimizer
 from .optim.lr_scheduler import CosineAnnealingLR
@@ -42,7 +46,6 @@ from .rng import get_generator, manual_seed
 from .tensor import Tensor
 
 NUM_CLASSES = 10
-IMAGE_SIZE = (28, 28)
 DEFAULT_LR = {"adam": 2e-3, "sgd": 0.05}
 DEFAULT_SGD_MOMENTUM = 0.9
 EVAL_BATCH_SIZE = 500
@@ -50,43 +53,69 @@ EVAL_BATCH_SIZE = 500
 
 # ---------------------------------------------------------------- data
 
-def load_split(data: str | os.PathLike | None, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 (N, 28, 28) and labels int64 (N,) in 0..9 of one split.
+class ImageShapeError(ValueError):
+    """Images of another size or number of channels than the model takes."""
+
+
+def load_split(data: str | os.PathLike | None, train: bool, model: str = "lenet5") -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels int64 (N,) in 0..9 of one split, checked to fit `model` (a name in `models.MODELS`).
 
     Args:
-        data: None for the digits embedded in the package, else a directory of MNIST-style IDX files.
+        data: None for the digits embedded in the package, else a directory of CIFAR-10 python batch files
+            (recognised by `data_batch_1` or `test_batch`) or of MNIST-style IDX files.
         train: the training split, else the test split.
+    Returns:
+        images: uint8 (N, H, W) digits, or float32 (N, 3, 32, 32) in [0, 1] for CIFAR-10.
     Raises:
-        FileNotFoundError: no such directory or files. ValueError: corrupt files, or images that
-        are not 28x28 digits.
+        FileNotFoundError: no such directory or files. ImageShapeError: images that `model` does not take.
+        ValueError: corrupt files or labels.
     """
     if data is None:
         source, (images, labels) = "the embedded digits", load_digits(train)
     else:
         if not Path(data).is_dir():
             raise FileNotFoundError(f"data directory {data} does not exist")
-        source, (images, labels) = str(data), load_idx_dataset(data, train)
+        read = load_cifar10_dataset if is_cifar10_dir(data) else load_idx_dataset
+        source, (images, labels) = str(data), read(data, train)
     split = "training" if train else "test"
     if len(images) == 0:
         raise ValueError(f"{source}: the {split} split has no images")
-    if images.shape[1:] != IMAGE_SIZE:
-        raise ValueError(f"{source}: LeNet-5 needs 28x28 images, the {split} images are "
-                         f"{images.shape[1]}x{images.shape[2]}")
+    expected = MODELS[model].input_shape
+    if image_shape(images) != expected:
+        raise ImageShapeError(f"{source}: {MODELS[model].title} needs {describe_shape(expected)} images, the {split} "
+                              f"images are {describe_shape(image_shape(images))}")
     if labels.min() < 0 or labels.max() >= NUM_CLASSES:
         raise ValueError(f"{source}: {split} labels must be in 0..{NUM_CLASSES - 1}, "
                          f"found {labels.min()}..{labels.max()}")
     return images, labels
 
 
+def image_shape(images: np.ndarray) -> tuple[int, ...]:
+    """The (C, H, W) of one image: (1, H, W) for uint8 digits (N, H, W), else images.shape[1:]."""
+    return (1, *images.shape[1:]) if images.dtype == np.uint8 else images.shape[1:]
+
+
+def describe_shape(shape: tuple[int, ...]) -> str:
+    """'28x28' for one channel, '3x32x32' for more."""
+    return "x".join(str(d) for d in (shape[1:] if shape[0] == 1 else shape))
+
+
 def input_statistics(images: np.ndarray) -> tuple[float, float]:
-    """Mean and std of all pixels of uint8 `images` scaled to [0, 1]."""
-    x = images / 255.0  # float64, so 3 million terms sum without rounding drift
-    return float(x.mean()), float(x.std())
+    """Mean and std of all pixels: of uint8 `images` scaled to [0, 1], or of float images (already in [0, 1])."""
+    if images.dtype == np.uint8:
+        x = images / 255.0  # float64, so 3 million terms sum without rounding drift
+        return float(x.mean()), float(x.std())
+    # float64 sums in slices of 1,024 images: CIFAR-10's 150 million pixels would take 1.2 GB at once
+    mean = float(images.mean(dtype=np.float64))
+    squares = sum(float(np.square(images[i:i + 1024].astype(np.float64) - mean).sum())
+                  for i in range(0, len(images), 1024))
+    return mean, math.sqrt(squares / images.size)
 
 
 def to_inputs(images: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """uint8 (N, H, W) -> float32 (N, 1, H, W), ((pixel / 255) - mean) / std."""
-    x = images[:, None].astype(np.float32) / np.float32(255)
+    """Standardised float32 (N, C, H, W): ((pixel / 255) - mean) / std for uint8 (N, H, W), which get a
+    channel, (pixel - mean) / std for float (N, C, H, W)."""
+    x = images[:, None].astype(np.float32) / np.float32(255) if images.dtype == np.uint8 else images
     return (x - np.float32(mean)) / np.float32(std)
 
 
@@ -99,7 +128,7 @@ class Evaluation(NamedTuple):
 
 
 def evaluate(model: Module, inputs: np.ndarray, labels: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> Evaluation:
-    """Loss, accuracy and predictions of `model` (put in eval mode) on inputs (N, 1, 28, 28), labels (N,)."""
+    """Loss, accuracy and predictions of `model` (put in eval mode) on inputs (N, C, H, W), labels (N,)."""
     model.eval()
     total_loss, predictions = 0.0, []
     with no_grad(), tqdm(total=len(inputs), desc="test", unit="img", leave=False) as bar:
@@ -181,7 +210,8 @@ def write_metrics(path: str | os.PathLike, history: list[EpochMetrics]) -> None:
 
 
 class TrainingRun:
-    """LeNet-5 with its optimizer, lr schedule and shuffling loader, and the metrics so far.
+    """A model (`model`, a name in `models.MODELS`) with its optimizer, lr schedule and shuffling loader,
+    and the metrics so far.
 
     `state_dict()` holds all of it plus the global RNG, so a run rebuilt with the same config and
     data and given `load_state_dict()` continues exactly as the original would have: 1 epoch, save,
@@ -189,11 +219,12 @@ class TrainingRun:
     always spans `config.epochs`, so resuming with a larger `epochs` stretches what is left of it.
     """
 
-    def __init__(self, config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray) -> None:
+    def __init__(self, config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray,
+                 model: str = "lenet5") -> None:
         self.config = config
         self.mean, self.std = input_statistics(train_images)
         manual_seed(config.seed)  # the model's init and the loader's shuffles draw from the global generator
-        self.model = LeNet5(NUM_CLASSES)
+        self.model = MODELS[model](NUM_CLASSES)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.scheduler = CosineAnnealingLR(self.optimizer, T_max=config.epochs)
         dataset = TensorDataset(self.inputs(train_images), train_labels)
@@ -202,7 +233,7 @@ class TrainingRun:
         self.history: list[EpochMetrics] = []
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images normalised with this run's training statistics: float32 (N, 1, 28, 28)."""
+        """Images normalised with this run's training statistics: float32 (N, C, H, W)."""
         return to_inputs(images, self.mean, self.std)
 
     def run_epoch(self, test_inputs: np.ndarray, test_labels: np.ndarray) -> EpochMetrics:
@@ -276,6 +307,16 @@ def load_model_state(model: Module, state: dict[str, Any]) -> None:
         model.load_state_dict(state["model"])
     except RuntimeError as e:  # missing or unexpected weights, or other shapes
         raise CheckpointError(str(e)) from None
+
+
+def checkpoint_model(state: dict[str, Any]) -> str:
+    """The name in `models.MODELS` of the checkpoint's model. Raises CheckpointError for another model."""
+    names = {cls.__name__: name for name, cls in MODELS.items()}
+    saved = state.get("model_name")
+    if not isinstance(saved, str) or saved not in names:
+        classes = list(names)
+        raise CheckpointError(f"the checkpoint holds a {saved!r} model, not {', '.join(classes[:-1])} or {classes[-1]}")
+    return names[saved]
 
 
 def normalization_from_checkpoint(state: dict[str, Any]) -> tuple[float, float]:

@@ -7,6 +7,7 @@ MNIST digits embedded in the package.
     for images, labels in loader:   # (64, 1, 28, 28) float32, (64,) int64
         ...
 """
+from .cifar import load_cifar10_dataset
 from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from .digits import digits_dataset, load_digits
 from .idx import load_idx_dataset, read_idx, write_idx
