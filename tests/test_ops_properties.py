@@ -430,6 +430,26 @@ def window_gather_example(draw) -> Example:
     return example(draw(tensors(g.batch + g.input_size)), index=draw(window_offsets(g)), **window_args(g))
 
 
+@st.composite
+def cumsum_example(draw) -> Example:
+    x = draw(tensors(small_shapes))
+    return example(x, dim=draw(dim_args(x.ndim, single=True)))
+
+
+@st.composite
+def remainder_example(draw) -> Example:
+    """x = (q + f) * y: whole quotients q and fractions f in [0.1, 0.9] keep x / y off the steps of the
+    remainder; y is broadcast against x, and kept off 0."""
+    sx, sy = draw(small_pairs)
+    y = draw(arrays(sy, away_from=(0.0,), margin=0.5))
+    shape = np.broadcast_shapes(sx, sy)
+    q = draw(hnp.arrays(np.float64, shape, elements=st.integers(-3, 3).map(float)))
+    f = draw(arrays(shape, low=0.1, high=0.9))
+    assume(shape == sx)  # x takes the broadcast shape, so y alone broadcasts
+    return example(Tensor((q + f) * y, requires_grad=True), Tensor(y, requires_grad=True),
+                   mode=draw(st.sampled_from(["fmod", "remainder"])))
+
+
 # ================================================================ calls that need a helper
 
 def getitem_vjp(g: Tensor, *, index: tuple, shape: tuple[int, ...]) -> Tensor:
@@ -580,6 +600,8 @@ TABLE = [
     OpCase("Pow", ops.Pow, binary_example(x_values={"low": 0.5}), operator.pow, np.power),
     OpCase("Pow/int_exponent", ops.Pow, int_power_example(), lambda x, *, exponent: x ** exponent,
            lambda a, *, exponent: np.power(a, float(exponent))),
+    OpCase("Remainder", ops.Remainder, remainder_example(), lambda x, y, *, mode: getattr(x, mode)(y),
+           lambda a, b, *, mode: getattr(np, mode)(a, b)),
     OpCase("Maximum", ops.Maximum, distinct_binary_example(), lambda x, y: x.maximum(y), np.maximum),
     OpCase("Where", ops.Where, where_example(), lambda x, y, *, condition: tg.where(condition, x, y),
            lambda a, b, *, condition: np.where(condition, a, b)),
@@ -611,6 +633,8 @@ TABLE = [
            reduce_reference(np.max)),
     OpCase("Max/max_dim", ops.Max, reduce_example(distinct_tensors, single_dim=True, min_dims=1),
            lambda x, *, dim, keepdim: x.max(dim, keepdim).values, reduce_reference(np.max)),
+    OpCase("Cumsum", ops.Cumsum, cumsum_example(), lambda x, *, dim: x.cumsum(dim),
+           lambda a, *, dim: np.cumsum(a.reshape(a.shape or (1,)), axis=dim % max(a.ndim, 1)).reshape(a.shape)),
     OpCase("SumToSize", ops.SumToSize, sum_to_size_example(), lambda x, *, size: x.sum_to_size(size),
            lambda a, *, size: sum_to_shape(a, size)),
     # movement

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .tensor import MaxResult, Tensor
+from .tensor import MaxResult, SortResult, Tensor
 
 Dims = int | Sequence[int] | None
 
@@ -262,3 +262,111 @@ def tril(input: Tensor, diagonal: int = 0) -> Tensor:
 
 def triu(input: Tensor, diagonal: int = 0) -> Tensor:
     return input.triu(diagonal)
+
+
+# ---------------------------------------------------------------- gather, scatter and selection
+
+def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    return input.gather(dim, index)
+
+
+def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
+    return input.scatter(dim, index, src)
+
+
+def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    return input.scatter_add(dim, index, src)
+
+
+def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Tensor:
+    return input.take_along_dim(indices, dim)
+
+
+def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    return input.index_select(dim, index)
+
+
+def masked_select(input: Tensor, mask: Tensor) -> Tensor:
+    return input.masked_select(mask)
+
+
+def nonzero(input: Tensor, *, as_tuple: bool = False) -> Tensor | tuple[Tensor, ...]:
+    return input.nonzero(as_tuple=as_tuple)
+
+
+# ---------------------------------------------------------------- sorting and scans
+
+def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    return input.argsort(dim, descending, stable)
+
+
+def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
+    return input.sort(dim, descending, stable)
+
+
+def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> SortResult:  # noqa: A002
+    return input.topk(k, dim, largest, sorted)
+
+
+def prod(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return input.prod(dim, keepdim)
+
+
+def cumsum(input: Tensor, dim: int) -> Tensor:
+    return input.cumsum(dim)
+
+
+def cumprod(input: Tensor, dim: int) -> Tensor:
+    return input.cumprod(dim)
+
+
+# ---------------------------------------------------------------- elementwise and logic
+
+def fmod(input: Tensor, other: Any) -> Tensor:
+    return input.fmod(other)
+
+
+def remainder(input: Tensor, other: Any) -> Tensor:
+    return input.remainder(other)
+
+
+def floor_divide(input: Tensor, other: Any) -> Tensor:
+    return input.floor_divide(other)
+
+
+def logical_and(input: Tensor, other: Tensor) -> Tensor:
+    return input.logical_and(other)
+
+
+def logical_or(input: Tensor, other: Tensor) -> Tensor:
+    return input.logical_or(other)
+
+
+def logical_xor(input: Tensor, other: Tensor) -> Tensor:
+    return input.logical_xor(other)
+
+
+def logical_not(input: Tensor) -> Tensor:
+    return input.logical_not()
+
+
+def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    return input.allclose(other, rtol, atol, equal_nan)
+
+
+def equal(input: Tensor, other: Tensor) -> bool:
+    return input.equal(other)
+
+
+def is_floating_point(input: Tensor) -> bool:
+    return input.is_floating_point()
+
+
+# ---------------------------------------------------------------- rearranging
+
+def roll(input: Tensor, shifts: int | Sequence[int], dims: Dims = None) -> Tensor:
+    return input.roll(shifts, dims)
+
+
+def tile(input: Tensor, dims: Sequence[int]) -> Tensor:
+    return input.tile(dims)

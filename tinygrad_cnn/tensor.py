@@ -371,11 +371,11 @@ class Tensor:
             return Tensor._make(np.array(x, dtype=dtype))
         return Tensor(x)
 
-    def _binary(self, fn: type[ops.Primitive], other: Any, reflected: bool = False) -> Tensor:
+    def _binary(self, fn: type[ops.Primitive], other: Any, reflected: bool = False, **kwargs: Any) -> Tensor:
         other = self._lift(other)
         x, y = _promote(*((other, self) if reflected else (self, other)), true_division=fn is ops.Div)
         try:
-            return fn.apply(x, y)
+            return fn.apply(x, y, **kwargs)
         except ValueError:  # the only ValueError an elementwise op raises
             raise ValueError(f"{fn.__name__.lower()}: shapes {x.shape} and {y.shape} "
                              "cannot be broadcast together") from None
@@ -392,6 +392,10 @@ class Tensor:
     def __rpow__(self, other): return self._binary(ops.Pow, other, reflected=True)
     def __neg__(self): return ops.Neg.apply(self)
     def __abs__(self): return ops.Abs.apply(self)
+    def __mod__(self, other): return self.remainder(other)
+    def __rmod__(self, other): return self._binary(ops.Remainder, other, reflected=True, mode="remainder")
+    def __floordiv__(self, other): return self.floor_divide(other)
+    def __rfloordiv__(self, other): return self._lift(other).floor_divide(self)
 
     add, sub, mul, div, pow, neg, abs = __add__, __sub__, __mul__, __truediv__, __pow__, __neg__, __abs__
 
@@ -444,6 +448,20 @@ class Tensor:
     def maximum(self, other: Any) -> Tensor:
         return self._binary(ops.Maximum, other)
 
+    def fmod(self, other: Any) -> Tensor:
+        """self - trunc(self / other) * other: the remainder with the sign of self (C's %)."""
+        return self._binary(ops.Remainder, other, mode="fmod")
+
+    def remainder(self, other: Any) -> Tensor:
+        """self - floor(self / other) * other: the remainder with the sign of other (Python's %)."""
+        return self._binary(ops.Remainder, other, mode="remainder")
+
+    def floor_divide(self, other: Any) -> Tensor:
+        """floor(self / other), rounding toward -inf as Python's // (and PyTorch). A step function, outside
+        the graph: PyTorch defines no derivative for it."""
+        x, y = _promote(self, self._lift(other))
+        return Tensor._make(np.asarray(np.floor_divide(x._array, y._array)))
+
     def minimum(self, other: Any) -> Tensor:
         return -(-self).maximum(-self._lift(other))
 
@@ -474,6 +492,28 @@ class Tensor:
 
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
     logical_not = __invert__
+
+    def logical_and(self, other: Any) -> Tensor: return self._compare(np.logical_and, other)
+    def logical_or(self, other: Any) -> Tensor: return self._compare(np.logical_or, other)
+    def logical_xor(self, other: Any) -> Tensor: return self._compare(np.logical_xor, other)
+
+    def allclose(self, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        """|self - other| <= atol + rtol * |other| everywhere (shapes broadcast), as torch.allclose."""
+        return bool(np.allclose(self._array, self._lift(other)._array, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def equal(self, other: Tensor) -> bool:
+        """The same shape and the same values (False, not an error, when the shapes differ)."""
+        return self.shape == other.shape and bool(np.array_equal(self._array, other._array))
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.kind == "f"
+
+    def nonzero(self, *, as_tuple: bool = False) -> Tensor | tuple[Tensor, ...]:
+        """The indices of the nonzero elements: an (n, ndim) int64 tensor, or with `as_tuple` one 1-D
+        tensor per dim (a 0-d tensor counts as 1-D there, as PyTorch)."""
+        if as_tuple:
+            return tuple(Tensor._make(i) for i in np.nonzero(np.atleast_1d(self._array)))
+        return Tensor._make(np.argwhere(self._array))
 
     def isnan(self) -> Tensor:
         return Tensor._make(np.isnan(self._array))
@@ -810,6 +850,203 @@ class Tensor:
             raise TypeError(f"masked_fill: mask must be a boolean tensor, got dtype {mask.dtype}")
         return where(mask, self._lift(value).to(self.dtype), self)
 
+    # ------------------------------------------------------------ gather, scatter and selection
+    # Each builds a NumPy advanced index and runs GetItem, IndexAdd or SetItem, whose VJPs are each other:
+    # gather's gradient is a scatter-add of g into zeros, and a scatter-add's gradient is a gather of g.
+
+    def _along_dim(self, op: str, dim: int, index: Any, src: Any = None) -> tuple[int, tuple]:
+        """The checked axis, and the NumPy index that picks self[..., index[i], ...] (index replacing the
+        `dim` coordinate) at each position i of `index`, as torch.gather and torch.scatter read it."""
+        axis = normalize_dim(dim, self.ndim, op, self.shape)
+        idx = _index_array(index, op)
+        if idx.ndim != self.ndim:
+            raise RuntimeError(f"{op}: Index tensor must have the same number of dimensions as input tensor "
+                               f"(index of shape {idx.shape}, input of shape {self.shape})")
+        src_shape = src.shape if isinstance(src, Tensor) else idx.shape
+        if any(n > m for d, (n, m) in enumerate(zip(idx.shape, self.shape)) if d != axis) or \
+                any(n > m for n, m in zip(idx.shape, src_shape)):
+            raise RuntimeError(f"{op}: expected index {idx.shape} to be no larger than self {self.shape} apart "
+                               f"from dimension {axis}" + (f" and to be no larger than src {src_shape}"
+                                                             if isinstance(src, Tensor) else ""))
+        _check_bounds(idx, self.shape[axis] if self.ndim else 1, axis, op, self.shape)
+        if self.ndim == 0:  # the one element, at index 0
+            return axis, ()
+        grid = list(np.indices(idx.shape, sparse=True))
+        grid[axis] = idx
+        return axis, tuple(grid)
+
+    def gather(self, dim: int, index: Any) -> Tensor:
+        """out[i][j] = self[index[i][j]][j] for dim 0 (and so on): the shape of `index`.
+        dL/dself = g added into zeros at those places (IndexAdd)."""
+        return ops.GetItem.apply(self, index=self._along_dim("gather", dim, index)[1])
+
+    def scatter(self, dim: int, index: Any, src: Any) -> Tensor:
+        """A copy of self with out[index[i][j]][j] = src[i][j] for dim 0 (and so on); `src` may be a number.
+        Where `index` repeats a place, which write wins is unspecified (as PyTorch).
+        dL/dself = g with zeros at the written places; dL/dsrc = g gathered at them."""
+        grid = self._along_dim("scatter", dim, index, src)[1]
+        return ops.SetItem.apply(self, self._index_shaped(src, index).to(self.dtype), index=grid)
+
+    def scatter_add(self, dim: int, index: Any, src: Tensor) -> Tensor:
+        """self plus src[i][j] added at [index[i][j]][j] for dim 0 (and so on); repeated places add up.
+        dL/dself = g; dL/dsrc = g gathered at those places."""
+        grid = self._along_dim("scatter_add", dim, index, src)[1]
+        return self + ops.IndexAdd.apply(self._index_shaped(src, index).to(self.dtype), index=grid, shape=self.shape)
+
+    def _index_shaped(self, src: Any, index: Any) -> Tensor:
+        """The leading corner of `src` that `index` covers (PyTorch reads no more of it); a number stays 0-d."""
+        if not isinstance(src, Tensor):
+            return self._lift(src)
+        shape = _index_array(index, "scatter").shape
+        return src if src.shape == shape else src[tuple(slice(0, n) for n in shape)]
+
+    def take_along_dim(self, indices: Any, dim: int | None = None) -> Tensor:
+        """gather with `indices` and self broadcast against each other (but along dim); without dim,
+        the flattened tensor is indexed by the flattened indices."""
+        idx = _index_array(indices, "take_along_dim")
+        if dim is None:
+            return self.reshape(-1).gather(0, idx.reshape(-1))
+        axis = normalize_dim(dim, self.ndim, "take_along_dim", self.shape)
+        if idx.ndim != self.ndim:
+            raise RuntimeError(f"take_along_dim: input and indices should have the same number of dimensions, "
+                               f"got shapes {self.shape} and {idx.shape}")
+        try:
+            common = list(np.broadcast_shapes(_with(self.shape, axis, 1), _with(idx.shape, axis, 1)))
+        except ValueError:
+            raise RuntimeError(f"take_along_dim: shapes {self.shape} and {idx.shape} cannot be broadcast together "
+                               f"apart from dimension {axis}") from None
+        x = self.expand(*_with(common, axis, self.shape[axis]))
+        return x.gather(axis, np.broadcast_to(idx, _with(common, axis, idx.shape[axis])))
+
+    def index_select(self, dim: int, index: Any) -> Tensor:
+        """The slices at the entries of the 1-D `index` along dim, in that order (repeats allowed)."""
+        axis = normalize_dim(dim, self.ndim, "index_select", self.shape)
+        idx = _index_array(index, "index_select")
+        if idx.ndim > 1:
+            raise IndexError(f"index_select(): Index is supposed to be a vector, got shape {idx.shape}")
+        if self.ndim == 0:
+            return self.reshape(1).index_select(0, idx).reshape(())
+        _check_bounds(idx, self.shape[axis], axis, "index_select", self.shape)
+        return ops.GetItem.apply(self, index=(slice(None),) * axis + (idx.reshape(-1),))
+
+    def masked_select(self, mask: Any) -> Tensor:
+        """The elements where the boolean `mask` holds, self and mask broadcast together: a 1-D tensor."""
+        mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+        if mask.dtype != np.bool_:
+            raise RuntimeError(f"masked_select: expected BoolTensor for mask, got dtype {mask.dtype}")
+        try:
+            shape = np.broadcast_shapes(self.shape, mask.shape)
+        except ValueError:
+            raise RuntimeError(f"masked_select: shapes {self.shape} (input) and {mask.shape} (mask) cannot be "
+                               "broadcast together") from None
+        return ops.GetItem.apply(self.expand(*shape), index=(np.broadcast_to(mask._array, shape),))
+
+    # ------------------------------------------------------------ sorting and scans
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+        """The int64 indices that sort self along dim. Always stable (ties keep their order), which
+        PyTorch's default does not promise; NaN sorts as the largest value."""
+        return Tensor._make(self._sorting(dim, descending, "argsort")[1])
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
+        """(values, indices) sorted along dim; the gradient goes back to where each value came from."""
+        axis, order = self._sorting(dim, descending, "sort")
+        return SortResult(self._gather_known(axis, order), Tensor._make(order))
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> SortResult:
+        """The k largest (or smallest) values along dim and their indices, sorted; the gradient goes back
+        to where each value came from."""
+        axis, order = self._sorting(dim, largest, "topk")
+        n = self.shape[axis] if self.ndim else 1
+        if not 0 <= k <= n:
+            raise RuntimeError(f"topk: selected index k out of range: k = {k} for dimension {axis} of size {n} "
+                               f"(tensor of shape {self.shape})")
+        order = order[(slice(None),) * axis + (slice(0, k),)]
+        return SortResult(self._gather_known(axis, order), Tensor._make(order))
+
+    def _sorting(self, dim: int, descending: bool, op: str) -> tuple[int, np.ndarray]:
+        """The checked axis and the stable sorting order along it."""
+        axis = normalize_dim(dim, self.ndim, op, self.shape)
+        a = self._array.reshape(self.shape or (1,))
+        if descending:  # sort the reversed array ascending and reverse the result: ties stay in order
+            n = a.shape[axis]
+            order = n - 1 - np.flip(np.argsort(np.flip(a, axis), axis=axis, kind="stable"), axis)
+        else:
+            order = np.argsort(a, axis=axis, kind="stable")
+        return axis, order.reshape(self.shape).astype(np.int64, copy=False)
+
+    def _gather_known(self, axis: int, order: np.ndarray) -> Tensor:
+        """gather with an index this tensor computed itself (in bounds, nothing to check)."""
+        if self.ndim == 0:
+            return ops.GetItem.apply(self, index=())
+        grid = list(np.indices(order.shape, sparse=True))
+        grid[axis] = order
+        return ops.GetItem.apply(self, index=tuple(grid))
+
+    def _accumulating(self) -> Tensor:
+        """Integers and bools are summed and multiplied in int64, as PyTorch does (no overflow at int8)."""
+        return self.to(np.int64) if self.dtype.kind in "biu" else self
+
+    def cumsum(self, dim: int) -> Tensor:
+        """The running sum along dim."""
+        return ops.Cumsum.apply(self._accumulating(), dim=normalize_dim(dim, self.ndim, "cumsum", self.shape))
+
+    def cumprod(self, dim: int) -> Tensor:
+        """The running product along dim, as a scan (Hillis-Steele) of ceil(log2 n) products of shifted copies:
+        every derivative is then a product of the other inputs, exact where some are 0 (no out / x)."""
+        axis = normalize_dim(dim, self.ndim, "cumprod", self.shape)
+        out = self._accumulating().clone()
+        n, shift = (self.shape[axis] if self.ndim else 1), 1
+        while shift < n:  # out[i] holds the product of x[i - 2 * shift + 1 .. i] after this step
+            head = out[(slice(None),) * axis + (slice(0, n - shift),)]
+            out = out * _padded(head, axis, (shift, 0), 1)
+            shift *= 2
+        return out
+
+    def prod(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """The product over dim (every element when None), as a tree of pairwise products: each element's
+        gradient is the product of the others, exact where some are 0 (no out / x). 1 for no elements."""
+        if dim is None:
+            out = self.reshape(-1).prod(0)
+            return out.reshape((1,) * self.ndim) if keepdim else out
+        axis = normalize_dim(dim, self.ndim, "prod", self.shape)
+        x = self._accumulating()
+        if x.ndim == 0:
+            return x.clone()
+        lead = (slice(None),) * axis
+        if x.shape[axis] == 0:
+            x = Tensor._make(np.ones(_with(x.shape, axis, 1), x.dtype))
+        while x.shape[axis] > 1:  # multiply even by odd positions (an odd one out times 1): half as many
+            odd = x[lead + (slice(1, None, 2),)]
+            x = x[lead + (slice(0, None, 2),)] * (_padded(odd, axis, (0, 1), 1) if x.shape[axis] % 2 else odd)
+        return x if keepdim else x.squeeze(axis)
+
+    # ------------------------------------------------------------ rearranging
+
+    def roll(self, shifts: int | Sequence[int], dims: int | Sequence[int] | None = None) -> Tensor:
+        """Elements shifted cyclically by shifts[i] along dims[i]; without dims, over the flattened tensor."""
+        shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+        if dims is None:
+            if len(shifts) != 1:
+                raise RuntimeError(f"roll: {len(shifts)} shifts need as many dims, got none")
+            return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        if len(shifts) != len(dims):
+            raise RuntimeError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: {len(dims)}")
+        total = [0] * max(self.ndim, 1)  # a dim named twice is rolled by both shifts
+        for shift, d in zip(shifts, dims):
+            total[normalize_dim(d, self.ndim, "roll", self.shape)] += shift
+        if self.ndim == 0:
+            return self.clone()
+        # one index array per dim (np.ix_), so the rolled dims do not pair up elementwise
+        return ops.GetItem.apply(self, index=np.ix_(*[np.roll(np.arange(n), s) for n, s in zip(self.shape, total)]))
+
+    def tile(self, dims: int | Sequence[int]) -> Tensor:
+        """Tiled dims[i] times along each dim; fewer dims than self has are padded with 1s in front
+        (unlike repeat, which refuses them)."""
+        sizes = size_args((dims,) if isinstance(dims, int) else tuple(dims))
+        return self.repeat(*((1,) * (self.ndim - len(sizes)) + sizes))
+
     # ------------------------------------------------------------ in place
     # Each computes its result out of place with the op it is named after, then writes it into this
     # tensor's memory (_inplace): one gradient rule per op, and the version counter sees the change.
@@ -969,6 +1206,39 @@ def _promote(x: Tensor, y: Tensor, true_division: bool = False) -> tuple[Tensor,
     if true_division and x.dtype.kind != "f":
         x, y = x.to(DEFAULT_FLOAT), y.to(DEFAULT_FLOAT)
     return x, y
+
+
+class SortResult(NamedTuple):
+    """What sort and topk return, as PyTorch: the values and where they came from."""
+    values: Tensor
+    indices: Tensor
+
+
+def _index_array(index: Any, op: str) -> np.ndarray:
+    """An index Tensor (or list, or array) as an integer NumPy array; RuntimeError for other dtypes."""
+    idx = index._array if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu" and idx.size:
+        raise RuntimeError(f"{op}(): Expected dtype int64 for index, got {idx.dtype}")
+    return idx.astype(np.int64, copy=False)
+
+
+def _check_bounds(idx: np.ndarray, size: int, axis: int, op: str, shape: tuple[int, ...]) -> None:
+    """Every entry in [0, size): a negative index is an error here, as in PyTorch's gather and scatter."""
+    bad = (idx < 0) | (idx >= size)
+    if bad.any():
+        raise RuntimeError(f"{op}: index {idx[bad].flat[0]} is out of bounds for dimension {axis} with size {size} "
+                           f"(tensor of shape {shape})")
+
+
+def _with(shape: Sequence[int], axis: int, n: int) -> tuple[int, ...]:
+    """`shape` with its `axis` entry replaced by n."""
+    return tuple(shape[:axis]) + (n,) + tuple(shape[axis + 1:])
+
+
+def _padded(x: Tensor, axis: int, before_after: tuple[int, int], value: Any) -> Tensor:
+    """x with `value` added before and after along `axis` (the Pad primitive: its VJP crops)."""
+    widths = tuple(before_after if d == axis else (0, 0) for d in range(x.ndim))
+    return ops.Pad.apply(x, pad_width=widths, value=value)
 
 
 def _as_numpy_index(index: Any) -> tuple:

@@ -88,6 +88,26 @@ def _tie_weights(x_wins: np.ndarray, tie: np.ndarray, dtype: np.dtype) -> np.nda
     return (x_wins + 0.5 * tie).astype(dtype, copy=False)
 
 
+class Remainder(Primitive):
+    """x - q * y, q the quotient x / y rounded toward 0 (mode="fmod", C's %) or toward -inf
+    (mode="remainder", Python's %): broadcast shape.  q is a step function of x and y, so
+    dL/dx = g, dL/dy = -g * q (as PyTorch; at the steps the derivative does not exist)."""
+
+    functions = {"fmod": np.fmod, "remainder": np.remainder}
+
+    @staticmethod
+    def forward(ctx, x, y, *, mode):
+        out = Remainder.functions[mode](x, y)
+        # (x - out) / y is a whole number up to rounding: round it, so the saved q is exact
+        ctx.save_for_backward(np.round((x - out) / y) if ctx.needs_input_grad[1] else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        q, = ctx.saved_tensors
+        return g, (None if q is None else -g * q)
+
+
 class Maximum(Primitive):
     """max(x, y).  dL/dx = g * w, dL/dy = g * (1 - w); w = 1 where x > y, 1/2 at ties."""
 

@@ -1,5 +1,5 @@
-"""Reductions: sum, max and sum_to_size (the adjoint of broadcasting).
-mean, var, min and friends are composed from these in tensor.py."""
+"""Reductions: sum, max, sum_to_size (the adjoint of broadcasting) and the running sum cumsum.
+mean, var, min, prod, cumprod and friends are composed from these in tensor.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -73,3 +73,18 @@ class SumToSize(Primitive):
     def backward(ctx, g):
         shape, = ctx.saved_tensors
         return g.expand(shape)
+
+
+class Cumsum(Primitive):
+    """Running sum along `dim` (normalized): out[..., i, ...] = sum over j <= i of x[..., j, ...], same shape.
+    dL/dx[i] = sum over j >= i of g[j]: g's running sum taken from the end, flip(cumsum(flip(g)))."""
+
+    @staticmethod
+    def forward(ctx, x, *, dim):
+        # a 0-d tensor is its own running sum; NumPy wants an axis to run along
+        return np.cumsum(x.reshape(x.shape or (1,)), axis=dim).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        dim = ctx.kwargs["dim"]
+        return g.flip(dim).cumsum(dim).flip(dim)
