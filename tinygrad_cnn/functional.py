@@ -22,16 +22,19 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import ops
+from .autograd.grad_mode import no_grad
 from .ops.window import output_size
 from .rng import get_generator
 from .scopes import composite
-from .tensor import Tensor
+from .tensor import Tensor, cat
 
 IntPair = int | tuple[int, int]
 
-__all__ = ["avg_pool2d", "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy",
-           "dropout", "flatten", "huber_loss", "kl_div", "l1_loss", "leaky_relu", "linear", "log_softmax", "max_pool2d",
-           "mse_loss", "nll_loss", "pad", "relu", "sigmoid", "smooth_l1_loss", "softmax", "tanh"]
+__all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "dropout2d", "elu", "flatten",
+           "gelu", "group_norm", "hardtanh", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
+           "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "pad", "prelu", "relu", "sigmoid", "silu",
+           "smooth_l1_loss", "softmax", "softplus", "tanh"]
 
 
 def _pair(value: IntPair, name: str, op: str, minimum: int) -> tuple[int, int]:
@@ -193,6 +196,54 @@ def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = Non
     return out.squeeze(0) if unbatched else out
 
 
+def _adaptive_bounds(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's windows of adaptive pooling along one axis: [floor(i size / out), ceil((i + 1) size / out))."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _adaptive_pool2d(input: Tensor, output_size: int | None | tuple[int | None, int | None], op: str,
+                     pool: Callable[..., Tensor], reduce: Callable[[Tensor, int], Tensor]) -> Tensor:
+    """Adaptive pooling: `pool` with kernel = stride = size / out when both sizes divide, else `reduce`
+    over each window, one axis after the other (a window is a rectangle, so both reductions separate)."""
+    x, unbatched = _batched(input, op)
+    sizes = x.shape[-2:]
+    pair = (output_size, output_size) if output_size is None or isinstance(output_size, int) else tuple(output_size)
+    if len(pair) != 2:
+        raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+    out = tuple(size if o is None else o for size, o in zip(sizes, pair))
+    if not all(isinstance(o, int) and o >= 1 for o in out) or min(sizes) < 1:
+        raise ValueError(f"{op}: output_size {output_size!r} must be positive and the input non-empty, "
+                         f"got input {input.shape}")
+    if sizes[0] % out[0] == 0 and sizes[1] % out[1] == 0:
+        kernel = (sizes[0] // out[0], sizes[1] // out[1])
+        x = pool(x, kernel, kernel)
+    else:
+        for axis, (size, n) in zip((2, 3), zip(sizes, out)):
+            windows = [x[(slice(None),) * axis + (slice(lo, hi),)] for lo, hi in _adaptive_bounds(size, n)]
+            x = cat([reduce(window, axis) for window in windows], dim=axis)
+    return x.squeeze(0) if unbatched else x
+
+
+@composite("adaptive_avg_pool2d", keys=("output_size",))
+def adaptive_avg_pool2d(input: Tensor, output_size: int | None | tuple[int | None, int | None]) -> Tensor:
+    """Mean over PyTorch's adaptive windows (start floor(i H / OH), end ceil((i+1) H / OH)) to (N, C, OH, OW);
+    gradient g / window size to each element of the window. None in output_size keeps that input size."""
+    return _adaptive_pool2d(input, output_size, "adaptive_avg_pool2d", avg_pool2d,
+                            lambda window, axis: window.mean(axis, keepdim=True))
+
+
+@composite("adaptive_max_pool2d", keys=("output_size",))
+def adaptive_max_pool2d(input: Tensor, output_size: int | None | tuple[int | None, int | None],
+                        return_indices: bool = False) -> Tensor:
+    """Max over PyTorch's adaptive windows (as adaptive_avg_pool2d); gradient g to the window's maximum.
+
+    With ties in a window that does not divide evenly the gradient is shared among them (PyTorch: to one)."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d: return_indices=True is not supported")
+    return _adaptive_pool2d(input, output_size, "adaptive_max_pool2d", max_pool2d,
+                            lambda window, axis: window.amax(axis, keepdim=True))
+
+
 # ---------------------------------------------------------------- activations and layers
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -212,6 +263,71 @@ def tanh(input: Tensor) -> Tensor:
 
 def sigmoid(input: Tensor) -> Tensor:
     return input.sigmoid()
+
+
+def _apply(fn: Callable[[Tensor], Tensor], input: Tensor, inplace: bool) -> Tensor:
+    """fn(input), or with `inplace` written into `input` (as PyTorch's in-place activations). fn then runs on
+    a clone: the values its nodes save for the gradient must not be the ones the write replaces."""
+    return input.copy_(fn(input.clone())) if inplace else fn(input)
+
+
+@composite("elu", keys=("alpha",))
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, else alpha (exp(x) - 1); gradient 1, else alpha exp(x)."""
+    def elu_(x: Tensor) -> Tensor:
+        negative = x <= 0
+        # exp only of the non-positive part: a large x would overflow, and 0 * inf in the unused branch is NaN
+        return x.where(~negative, (x.where(negative, 0.0).exp() - 1) * alpha)
+    return _apply(elu_, input, inplace)
+
+
+@composite("silu")
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x sigmoid(x); gradient sigmoid(x) (1 + x (1 - sigmoid(x)))."""
+    return _apply(lambda x: x * x.sigmoid(), input, inplace)
+
+
+@composite("softplus", keys=("beta", "threshold"))
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, and x where beta x > threshold (as PyTorch); gradient sigmoid(beta x), else 1."""
+    scaled = input * beta
+    return input.where(scaled > threshold, _softplus(scaled) * (1.0 / beta))
+
+
+@composite("hardtanh", keys=("min_val", "max_val"))
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """clamp(x, min_val, max_val); gradient 1 strictly between them, else 0."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
+
+
+@composite("prelu")
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x where x > 0, else w x with one w per channel (dim 1) or one for all; gradient 1, else w (x w.r.t. w)."""
+    channels = input.shape[1] if input.ndim >= 2 else 1
+    if weight.numel() not in (1, channels):
+        raise RuntimeError(f"prelu: weight of shape {weight.shape} must hold 1 value or one per channel "
+                           f"({channels}), input {input.shape}")
+    if weight.numel() == 1:
+        slope = weight.reshape((1,) * input.ndim)
+    else:
+        slope = weight.reshape((1, channels) + (1,) * (input.ndim - 2))
+    return input.where(input > 0, input * slope)
+
+
+@composite("gelu", keys=("approximate",))
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) for approximate='tanh', differentiated through tanh.
+
+    The exact GELU, x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), needs erf, which has no Tensor op yet."""
+    if approximate == "none":
+        raise NotImplementedError("gelu: approximate='none' needs erf, which tinygrad_cnn lacks; "
+                                  "use approximate='tanh'")
+    if approximate != "tanh":
+        raise RuntimeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
+    return input * 0.5 * (inner.tanh() + 1)
 
 
 @composite("linear")
@@ -243,6 +359,109 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     mask = (keep * scale).astype(input.dtype)
     return input.mul_(mask) if inplace else input * mask
+
+
+@composite("dropout2d", keys=("p",))
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each whole channel (N, C, ...) with probability p and scale the rest by 1/(1-p) (identity when not
+    training); gradient the same mask. A 3-D input is (N, C, L), as PyTorch today."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: p must be in [0, 1], got {p}")
+    if input.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected input of shape (N, C, H, W) or (N, C, L), got {input.shape}")
+    if not training or p == 0.0:
+        return input
+    keep = get_generator().random(input.shape[:2] + (1,) * (input.ndim - 2)) >= p
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    mask = (keep * scale).astype(input.dtype)
+    return input.mul_(mask) if inplace else input * mask
+
+
+# ---------------------------------------------------------------- normalisation
+
+def _normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over `dims`, with the biased variance (as every PyTorch norm)."""
+    centered = x - x.mean(dims, keepdim=True)
+    return centered / ((centered * centered).mean(dims, keepdim=True) + eps).sqrt()
+
+
+def _affine(x: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple[int, ...]) -> Tensor:
+    """x * weight + bias, each reshaped to `shape` to broadcast."""
+    if weight is not None:
+        x = x * weight.reshape(shape)
+    return x if bias is None else x + bias.reshape(shape)
+
+
+def _check_param(tensor: Tensor | None, shape: tuple[int, ...], name: str, op: str, input: Tensor) -> None:
+    if tensor is not None and tuple(tensor.shape) != shape:
+        raise RuntimeError(f"{op}: {name} must have shape {shape}, got {tensor.shape} (input {input.shape})")
+
+
+@composite("batch_norm", extra_keys=("training", "momentum", "eps"))
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias per channel (dim 1); gradient through the batch statistics.
+
+    Training uses the batch's mean and biased variance over every dim but 1, and moves running_mean and
+    running_var (if given) towards them by `momentum`, in place, the variance unbiased (n / (n - 1)), as PyTorch;
+    otherwise running_mean and running_var are the statistics."""
+    op = "batch_norm"
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C, ...), got {input.shape}")
+    channels, shape = input.shape[1], (1, input.shape[1]) + (1,) * (input.ndim - 2)
+    for name, tensor in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                         ("bias", bias)):
+        _check_param(tensor, (channels,), name, op, input)
+    dims = (0,) + tuple(range(2, input.ndim))
+    if not training:
+        if running_mean is None or running_var is None:
+            raise RuntimeError(f"{op}: running_mean and running_var are needed when not training")
+        out = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
+        return _affine(out, weight, bias, shape)
+    count = input.numel() // channels
+    if count <= 1:
+        raise ValueError(f"{op}: training needs more than 1 value per channel, got input {input.shape}")
+    if running_mean is not None and running_var is not None:
+        with no_grad():  # the running statistics are state, not part of the graph
+            batch = input.detach()
+            running_mean.mul_(1 - momentum).add_(batch.mean(dims) * momentum)
+            running_var.mul_(1 - momentum).add_(batch.var(dims, correction=1) * momentum)
+    return _affine(_normalize(input, dims, eps), weight, bias, shape)
+
+
+@composite("layer_norm", keys=("normalized_shape",), extra_keys=("eps",))
+def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last len(normalized_shape) dims of each sample;
+    gradient through the sample's statistics."""
+    op = "layer_norm"
+    normalized = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized)
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != normalized:
+        raise RuntimeError(f"{op}: input {input.shape} must end in normalized_shape {list(normalized)}")
+    for name, tensor in (("weight", weight), ("bias", bias)):
+        _check_param(tensor, normalized, name, op, input)
+    dims = tuple(range(input.ndim - k, input.ndim))
+    return _affine(_normalize(input, dims, eps), weight, bias, normalized)
+
+
+@composite("group_norm", keys=("num_groups",), extra_keys=("eps",))
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over each group of C / num_groups channels (and all positions) of each
+    sample, then * weight + bias per channel; gradient through the group's statistics."""
+    op = "group_norm"
+    if input.ndim < 2:
+        raise RuntimeError(f"{op}: expected input of shape (N, C, ...), got {input.shape}")
+    n, channels = input.shape[:2]
+    if not isinstance(num_groups, int) or num_groups < 1 or channels % num_groups:
+        raise RuntimeError(f"{op}: expected the number of channels ({channels}) to be divisible by "
+                           f"num_groups={num_groups} (input {input.shape})")
+    for name, tensor in (("weight", weight), ("bias", bias)):
+        _check_param(tensor, (channels,), name, op, input)
+    grouped = input.reshape(n, num_groups, input.numel() // max(n * num_groups, 1))
+    out = _normalize(grouped, (2,), eps).reshape(*input.shape)
+    return _affine(out, weight, bias, (1, channels) + (1,) * (input.ndim - 2))
 
 
 # ---------------------------------------------------------------- softmax

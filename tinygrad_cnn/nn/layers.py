@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -106,6 +108,49 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+class AdaptiveAvgPool2d(Module):
+    """F.adaptive_avg_pool2d to `output_size` (an int, a pair; None keeps the input's size)."""
+
+    def __init__(self, output_size: int | None | tuple[int | None, int | None]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
+    """F.adaptive_max_pool2d to `output_size` (an int, a pair; None keeps the input's size)."""
+
+    def __init__(self, output_size: int | None | tuple[int | None, int | None], return_indices: bool = False) -> None:
+        super().__init__(output_size)
+        if return_indices:
+            raise NotImplementedError("AdaptiveMaxPool2d: return_indices=True is not supported")
+        self.return_indices = return_indices
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_max_pool2d(x, self.output_size)
+
+
+class ZeroPad2d(Module):
+    """Zeros around the last two dims: padding an int, or (left, right, top, bottom)."""
+
+    def __init__(self, padding: int | tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.padding = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+        if len(self.padding) != 4:
+            raise ValueError(f"ZeroPad2d: padding must be an int or (left, right, top, bottom), got {padding!r}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pad(x, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
 class ReLU(Module):
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
@@ -140,6 +185,132 @@ class Sigmoid(Module):
         return x.sigmoid()
 
 
+class Identity(Module):
+    """Returns its input; takes (and ignores) any arguments, as PyTorch, so it can stand in for any layer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Softmax(Module):
+    """F.softmax along `dim`."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def _dim(self, x: Tensor) -> int:
+        if self.dim is not None:
+            return self.dim
+        # PyTorch's legacy choice for a module made without dim, with its warning
+        warnings.warn(f"Implicit dimension choice for {type(self).__name__} has been deprecated. "
+                      "Change the call to include dim=X as an argument.", UserWarning, stacklevel=3)
+        return 0 if x.ndim in (0, 1, 3) else 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self._dim(x))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """F.log_softmax along `dim`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, self._dim(x))
+
+
+class ELU(Module):
+    """F.elu: x for x > 0, else alpha (exp(x) - 1)."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.elu(x, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class SiLU(Module):
+    """F.silu: x sigmoid(x)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Softplus(Module):
+    """F.softplus: log(1 + exp(beta x)) / beta, linear above threshold."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardtanh(Module):
+    """F.hardtanh: x clamped to [min_val, max_val]."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class PReLU(Module):
+    """F.prelu with a learnt slope: weight (num_parameters,), all `init`; 1 or the number of channels."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.weight = Parameter(np.full(num_parameters, init, np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class GELU(Module):
+    """F.gelu; only approximate='tanh' is available (the exact one needs erf)."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
 class Flatten(Module):
     """Merge dims start_dim..end_dim; by default everything but the batch dim."""
 
@@ -152,6 +323,20 @@ class Flatten(Module):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Split dim `dim` into `unflattened_size`."""
+
+    def __init__(self, dim: int, unflattened_size: Sequence[int]) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Dropout(Module):
@@ -170,10 +355,20 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm2d(Module):
-    """Normalise each channel of (N, C, H, W) by its batch statistics while training (updating
-    running estimates with `momentum`, or with a cumulative average when it is None), by the running
-    estimates in eval mode; then scale and shift."""
+class Dropout2d(Dropout):
+    """Zero whole channels with probability p while training (F.dropout2d); identity in eval mode."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout2d(x, self.p, self.training, self.inplace)
+
+
+class _BatchNorm(Module):
+    """Normalise each channel (dim 1) by its batch statistics while training (updating running estimates with
+    `momentum`, or with a cumulative average when it is None), by the running estimates in eval mode (or the
+    batch's, without track_running_stats); then scale and shift. Subclasses check the input's dims."""
+
+    _dims: tuple[int, ...]  # the input's allowed numbers of dims
+    _shape_name: str  # the expected shape for errors, with {C} for the channels
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True) -> None:
@@ -182,42 +377,77 @@ class BatchNorm2d(Module):
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
-        if track_running_stats:
-            self.register_buffer("running_mean", zeros(num_features))
-            self.register_buffer("running_var", ones(num_features))
-            self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
+        tracked = track_running_stats
+        self.register_buffer("running_mean", zeros(num_features) if tracked else None)
+        self.register_buffer("running_var", ones(num_features) if tracked else None)
+        self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)) if tracked else None)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2d: expected input (N, {self.num_features}, H, W), got {x.shape}")
-        shape = (1, self.num_features, 1, 1)
-        if self.training and x.numel() == self.num_features:
-            raise ValueError(f"BatchNorm2d: training needs more than 1 value per channel, got input {x.shape}")
-        if self.training or not self.track_running_stats:
-            mean = x.mean((0, 2, 3), keepdim=True)
-            centered = x - mean
-            var = (centered * centered).mean((0, 2, 3), keepdim=True)
-            if self.training and self.track_running_stats:
-                self._update_running_stats(mean.detach().numpy(), var.detach().numpy(), x.numel() // self.num_features)
-        else:
-            centered = x - self.running_mean.reshape(shape)
-            var = self.running_var.reshape(shape)
-        out = centered / (var + self.eps).sqrt()
-        if self.affine:
-            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
-        return out
-
-    @no_grad()
-    def _update_running_stats(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
-        self.num_batches_tracked.add_(1)
-        m = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
-        unbiased = var.reshape(-1) * (count / (count - 1))  # the running variance is unbiased, as PyTorch
-        for buffer, batch_value in ((self.running_mean, mean.reshape(-1)), (self.running_var, unbiased)):
-            buffer.mul_(1 - m).add_(buffer.new_tensor(m * batch_value))  # in place: keeps .double()
+        if x.ndim not in self._dims or x.shape[1] != self.num_features:
+            expected = self._shape_name.format(C=self.num_features)
+            raise ValueError(f"{type(self).__name__}: expected input {expected}, got {x.shape}")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            with no_grad():
+                self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # the cumulative average of every batch so far
+                momentum = 1.0 / self.num_batches_tracked.item()
+        # the running estimates (None without track_running_stats) are updated while training, used in eval mode
+        use_batch_stats = self.training or self.running_mean is None
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, use_batch_stats,
+                            momentum, self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L): statistics per channel over N (and L)."""
+
+    _dims, _shape_name = (2, 3), "(N, {C}) or (N, {C}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W): statistics per channel over N, H and W."""
+
+    _dims, _shape_name = (4,), "(N, {C}, H, W)"
+
+
+class LayerNorm(Module):
+    """F.layer_norm over the last dims, `normalized_shape`: weight and bias of that shape (if affine)."""
+
+    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.weight = Parameter(np.ones(shape, np.float32)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(shape, np.float32)) if elementwise_affine and bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(Module):
+    """F.group_norm: num_channels split into num_groups, each normalised per sample; weight and bias (C,)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.weight = Parameter(np.ones(num_channels, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, np.float32)) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
 # ---------------------------------------------------------------- losses
