@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import math
 import operator
 import pkgutil
 from collections import defaultdict
@@ -617,6 +618,7 @@ TABLE = [
     OpCase("Cos", ops.Cos, unary_example(low=-4.0, high=4.0), lambda x: x.cos(), np.cos),
     OpCase("Log1p", ops.Log1p, unary_example(low=-0.5), lambda x: x.log1p(), np.log1p),
     OpCase("Expm1", ops.Expm1, unary_example(), lambda x: x.expm1(), np.expm1),
+    OpCase("Erf", ops.Erf, unary_example(low=-3.0, high=3.0), lambda x: x.erf(), np.vectorize(math.erf)),
     # steps at every integer (floor, ceil, trunc, sign) and half-integer (round): values kept off them
     OpCase("Rounding", ops.Rounding, rounding_example(), lambda x, *, fn: getattr(x, fn)(),
            lambda a, *, fn: getattr(np, fn)(a)),

@@ -229,7 +229,7 @@ def test_random_creation_is_seeded_and_in_range():
 
 # ---------------------------------------------------------------- elementwise math
 
-MATH = ["sin", "cos", "tan", "log1p", "expm1", "log2", "log10", "exp2", "floor", "ceil", "round", "trunc", "frac",
+MATH = ["sin", "cos", "tan", "erf", "log1p", "expm1", "log2", "log10", "exp2", "floor", "ceil", "round", "trunc", "frac",
         "sign", "exp", "log", "sqrt", "tanh", "sigmoid"]
 STEPS = np.arange(-3.0, 3.5, 0.5)  # where the rounding functions jump: kept away from
 

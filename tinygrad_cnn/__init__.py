@@ -12,13 +12,13 @@ from .introspect import detect_anomaly, trace_backward
 from .rng import manual_seed
 from .serialization import load, save
 from .functions import (abs, all, allclose, amax, amin, any, argmax, argmin, argsort, bmm, ceil, chunk, clamp, clip,
-                        cos, cumprod, cumsum, dot, equal, exp, exp2, expm1, flatten, flip, floor, floor_divide, fmod,
-                        frac, gather, index_select, is_floating_point, isfinite, isinf, isnan, log, log10, log1p, log2,
-                        log_softmax, logical_and, logical_not, logical_or, logical_xor, logsumexp, masked_select,
+                        cos, cumprod, cumsum, dot, equal, erf, exp, exp2, expm1, flatten, flip, floor, floor_divide,
+                        fmod, frac, gather, index_select, is_floating_point, isfinite, isinf, isnan, log, log10, log1p,
+                        log2, log_softmax, logical_and, logical_not, logical_or, logical_xor, logsumexp, masked_select,
                         matmul, max, maximum, mean, min, minimum, mm, nonzero, norm, outer, permute, prod, relu,
-                        remainder, reshape, roll, round, scatter, scatter_add, sigmoid, sign, sin, softmax, sort,
-                        split, sqrt, squeeze, std, sum, t, take_along_dim, tan, tanh, tile, topk, transpose, tril,
-                        triu, trunc, unbind, unsqueeze, var)
+                        remainder, reshape, roll, round, scatter, scatter_add, sigmoid, sign, sin, softmax, sort, split,
+                        sqrt, squeeze, std, sum, t, take_along_dim, tan, tanh, tile, topk, transpose, tril, triu, trunc,
+                        unbind, unsqueeze, var)
 from .tensor import Tensor, cat, stack, where
 
 # dtypes under PyTorch's names, so `x.dtype == tinygrad_cnn.float32` reads as it does in torch

@@ -318,12 +318,10 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
 
 @composite("gelu", keys=("approximate",))
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) for approximate='tanh', differentiated through tanh.
-
-    The exact GELU, x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), needs erf, which has no Tensor op yet."""
+    """x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), or with approximate='tanh'
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); differentiated through erf or tanh."""
     if approximate == "none":
-        raise NotImplementedError("gelu: approximate='none' needs erf, which tinygrad_cnn lacks; "
-                                  "use approximate='tanh'")
+        return input * 0.5 * ((input * (1 / math.sqrt(2))).erf() + 1)
     if approximate != "tanh":
         raise RuntimeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)

@@ -39,6 +39,10 @@ def tan(input: Tensor) -> Tensor:
     return input.tan()
 
 
+def erf(input: Tensor) -> Tensor:
+    return input.erf()
+
+
 def log1p(input: Tensor) -> Tensor:
     return input.log1p()
 

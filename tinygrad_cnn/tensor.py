@@ -409,6 +409,7 @@ class Tensor:
     def sin(self) -> Tensor: return ops.Sin.apply(self._floating())
     def cos(self) -> Tensor: return ops.Cos.apply(self._floating())
     def log1p(self) -> Tensor: return ops.Log1p.apply(self._floating())
+    def erf(self) -> Tensor: return ops.Erf.apply(self._floating())
     def expm1(self) -> Tensor: return ops.Expm1.apply(self._floating())
 
     def tan(self) -> Tensor:

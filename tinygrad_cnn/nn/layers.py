@@ -298,7 +298,7 @@ class PReLU(Module):
 
 
 class GELU(Module):
-    """F.gelu; only approximate='tanh' is available (the exact one needs erf)."""
+    """F.gelu: exact (approximate='none', PyTorch's default) or its tanh approximation."""
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()

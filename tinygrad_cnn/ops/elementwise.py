@@ -2,6 +2,8 @@
 gradient back to its input's shape, so the VJPs below ignore broadcasting."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd.function import Context, Primitive
@@ -237,6 +239,23 @@ class Cos(Primitive):
     def backward(ctx, g):
         x, = ctx.saved_tensors
         return -(g * x.sin())
+
+
+class Erf(Primitive):
+    """erf(x) = 2/sqrt(pi) * integral of exp(-t^2) from 0 to x.  dL/dx = g * 2/sqrt(pi) * exp(-x^2).
+    NumPy has no erf: the forward calls Python's math.erf per element (exact, not fast)."""
+
+    _erf = np.vectorize(math.erf, otypes=[np.float64])
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return Erf._erf(x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return g * ((x * x).neg().exp() * (2 / math.sqrt(math.pi)))
 
 
 class Rounding(Primitive):
