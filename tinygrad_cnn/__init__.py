@@ -5,8 +5,9 @@ from . import autograd, data, functional, nn, optim, utils
 from .autograd import (Function, backward, enable_grad, grad, inference_mode, is_grad_enabled,
                        is_inference_mode_enabled, no_grad, set_grad_enabled)
 from .autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace, normal,
-                       ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
+from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace,
+                       normal, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros,
+                       zeros_like)
 from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
 from .rng import manual_seed

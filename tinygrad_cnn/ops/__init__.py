@@ -10,5 +10,5 @@ from .window import WindowGather, WindowMax, WindowScatter
 
 __all__ = ["Abs", "Add", "Cast", "Cat", "Clamp", "Conv2d", "Conv2dWeightGrad", "ConvTranspose2d", "Cos", "Cumsum",
            "Div", "Erf", "Exp", "Expand", "Expm1", "GetItem", "IndexAdd", "Log", "Log1p", "MatMul", "Max", "Maximum",
-           "Mul", "Neg", "Pad", "Permute", "Pow", "Relu", "Remainder", "Reshape", "Rounding", "SetItem", "Sigmoid", "Sin",
-           "Sqrt", "Sub", "Sum", "SumToSize", "Tanh", "Where", "WindowGather", "WindowMax", "WindowScatter"]
+           "Mul", "Neg", "Pad", "Permute", "Pow", "Relu", "Remainder", "Reshape", "Rounding", "SetItem", "Sigmoid",
+           "Sin", "Sqrt", "Sub", "Sum", "SumToSize", "Tanh", "Where", "WindowGather", "WindowMax", "WindowScatter"]
