@@ -335,3 +335,20 @@ def test_errors_have_pytorchs_types(case):
         ERRORS[case](F, Tensor)
 
 
+
+
+@pytest.mark.parametrize("indices, num_classes", [([0, 2, 1], 4), ([[0, 2]], -1), ([], 3), ([[1], [0]], 2)])
+def test_one_hot_matches_torch(indices, num_classes):
+    ours = F.one_hot(Tensor(np.array(indices, dtype=np.int64)), num_classes)
+    theirs = TF.one_hot(torch.tensor(indices, dtype=torch.int64), num_classes)
+    assert ours.dtype == np.int64 and ours.shape == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("indices, num_classes", [([0.5], -1), ([3], 2), ([-1], 2)])
+def test_one_hot_errors_as_torch(indices, num_classes):
+    dtype = np.float64 if isinstance(indices[0], float) else np.int64
+    with pytest.raises(RuntimeError):
+        TF.one_hot(torch.tensor(np.array(indices, dtype=dtype)), num_classes)
+    with pytest.raises(RuntimeError, match="one_hot"):
+        F.one_hot(Tensor(np.array(indices, dtype=dtype)), num_classes)

@@ -86,3 +86,15 @@ def test_bad_registrations_raise_as_pytorch():
             m.register_buffer("a", [1, 2])
         with pytest.raises(TypeError):
             m.register_parameter("w", lib.zeros(1))
+
+
+def test_sequential_from_an_ordered_dict_append_and_half():
+    from collections import OrderedDict
+
+    def build_seq(lib):
+        seq = lib.nn.Sequential(OrderedDict([("conv", lib.nn.Linear(2, 3)), ("act", lib.nn.ReLU())]))
+        return seq.append(lib.nn.Linear(3, 1))
+    ours, theirs = build_seq(tg), build_seq(torch)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["conv.weight", "conv.bias", "2.weight", "2.bias"]
+    assert [name for name, _ in ours.named_children()] == [name for name, _ in theirs.named_children()]
+    assert ours.half().conv.weight.dtype == np.float16 and theirs.half().conv.weight.dtype == torch.float16

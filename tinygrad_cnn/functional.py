@@ -33,7 +33,7 @@ IntPair = int | tuple[int, int]
 __all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "dropout2d", "elu", "flatten",
            "gelu", "group_norm", "hardtanh", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
-           "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "pad", "prelu", "relu", "sigmoid", "silu",
+           "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "one_hot", "pad", "prelu", "relu", "sigmoid", "silu",
            "smooth_l1_loss", "softmax", "softplus", "tanh"]
 
 
@@ -338,6 +338,22 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     out = input @ weight.T
     return out if bias is None else out + bias
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices (...,) as int64 one-hot rows (..., num_classes); num_classes=-1 takes the
+    largest index + 1. No gradient (the input is integer)."""
+    if tensor.dtype != np.int64:
+        raise RuntimeError(f"one_hot: expects an int64 tensor of class indices, got dtype {tensor.dtype}")
+    indices = tensor.numpy()
+    if indices.size and indices.min() < 0:
+        raise RuntimeError(f"one_hot: class values must be non-negative, got {int(indices.min())}")
+    if num_classes == -1:
+        num_classes = int(indices.max()) + 1 if indices.size else 0
+    if indices.size and indices.max() >= num_classes:
+        raise RuntimeError(f"one_hot: class values must be smaller than num_classes={num_classes}, got "
+                           f"{int(indices.max())}")
+    return Tensor((indices[..., None] == np.arange(num_classes)).astype(np.int64))
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:

@@ -258,6 +258,9 @@ class Module:
     def double(self) -> Module:
         return self.to(np.float64)
 
+    def half(self) -> Module:
+        return self.to(np.float16)
+
     # ------------------------------------------------------------ printing
 
     def extra_repr(self) -> str:
@@ -273,11 +276,19 @@ class Sequential(Module):
     """Modules applied in order; indexable and iterable like a list."""
 
     def __init__(self, *modules: Module) -> None:
+        """Sequential(m0, m1, ...) names them "0", "1", ...; Sequential(OrderedDict) by its keys."""
         super().__init__()
-        for i, m in enumerate(modules):
+        named = list(modules[0].items()) if len(modules) == 1 and isinstance(modules[0], Mapping) else \
+            [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in named:
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
-            setattr(self, str(i), m)
+                raise TypeError(f"Sequential: argument {name} is a {type(m).__name__}, not a Module")
+            setattr(self, name, m)
+
+    def append(self, module: Module) -> Sequential:
+        """Add a module at the end (named by its position, as PyTorch)."""
+        self.add_module(str(len(self)), module)
+        return self
 
     def forward(self, x: Any) -> Any:
         for m in self._modules.values():
