@@ -15,7 +15,7 @@ from .tensor import DEFAULT_FLOAT, Tensor
 
 def _new(data: np.ndarray, requires_grad: bool, device: Any = None) -> Tensor:
     to_device(device, "tensor creation")
-    return Tensor._make(data).requires_grad_(requires_grad)
+    return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
@@ -145,7 +145,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A Tensor sharing memory with `array` (changes to one show in the other), its dtype kept."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected np.ndarray, got {type(array).__name__}")
-    return Tensor(array) if array.dtype.kind not in "biuf" else Tensor._make(array)
+    return Tensor(array) if array.dtype.kind not in "biuf" else Tensor._wrap(array)
 
 
 def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:

@@ -73,15 +73,9 @@ class Tensor:
         self.requires_grad_(requires_grad)
 
     @staticmethod
-    def _make(array: np.ndarray) -> Tensor:
-        """A new leaf Tensor around `array`, no conversion, no checks (for op results)."""
-        t = object.__new__(Tensor)
-        t._array, t.grad_fn, t.requires_grad, t._edge = array, None, False, None
-        return t
-
-    def _wrap(self, array: np.ndarray, grad_fn: Node | None = None) -> Tensor:
-        """What Primitive.apply makes an op's result with (the autograd package knows no Tensor class):
-        a leaf, or output 0 of `grad_fn`."""
+    def _wrap(array: np.ndarray, grad_fn: Node | None = None) -> Tensor:
+        """A Tensor around `array`, no conversion, no checks: a leaf, or output 0 of `grad_fn`. The
+        autograd package, which knows no Tensor class, makes op results with it (`x._wrap(...)`)."""
         t = object.__new__(Tensor)
         t._array, t.grad_fn = array, grad_fn
         t.requires_grad, t._edge = (False, None) if grad_fn is None else (True, (grad_fn, 0))
@@ -106,7 +100,7 @@ class Tensor:
 
     def _snapshot(self) -> Tensor:
         """A copy of this tensor's values that keeps its place in the graph (same grad_fn)."""
-        t = Tensor._make(self._array.copy())
+        t = Tensor._wrap(self._array.copy())
         t._set_history(self.grad_fn, self._output_nr)
         t.requires_grad = self.requires_grad
         return t
@@ -124,7 +118,7 @@ class Tensor:
     def data(self) -> Tensor:
         """This tensor's values as a new Tensor sharing its memory, detached from the graph and not
         requiring grad (as PyTorch: changes through it are not seen by autograd's version checks)."""
-        return Tensor._make(self._array)
+        return Tensor._wrap(self._array)
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -271,7 +265,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares memory and the version counter, as PyTorch)."""
-        t = Tensor._make(self._array)
+        t = Tensor._wrap(self._array)
         t._version_counter, t._base = self._counter(), self._base
         return t
 
@@ -303,7 +297,7 @@ class Tensor:
     def new_full(self, size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None,
                  requires_grad: bool = False) -> Tensor:
         to_device(device, "new_full")
-        t = Tensor._make(np.full(size_args((size,)), fill_value, dtype=dtype or self.dtype))
+        t = Tensor._wrap(np.full(size_args((size,)), fill_value, dtype=dtype or self.dtype))
         return t.requires_grad_(requires_grad)
 
     def new_empty(self, *size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
@@ -321,7 +315,7 @@ class Tensor:
         if dtype == self.dtype and not copy:
             return self
         if dtype.kind != "f":
-            return Tensor._make(self._array.astype(dtype))
+            return Tensor._wrap(self._array.astype(dtype))
         return ops.Cast.apply(self, dtype=dtype)
 
     def cpu(self) -> Tensor:
@@ -368,7 +362,7 @@ class Tensor:
             dtype = _python_scalar_dtype(x)
             if _KIND_RANK[self.dtype.kind] >= _KIND_RANK[dtype.kind]:
                 dtype = self.dtype
-            return Tensor._make(np.array(x, dtype=dtype))
+            return Tensor._wrap(np.array(x, dtype=dtype))
         return Tensor(x)
 
     def _binary(self, fn: type[ops.Primitive], other: Any, reflected: bool = False, **kwargs: Any) -> Tensor:
@@ -440,7 +434,7 @@ class Tensor:
         if self.dtype.kind == "f":
             return ops.Rounding.apply(self, fn=fn)
         # an integer tensor is whole already, and holds no gradient: its sign, or itself, as PyTorch
-        return Tensor._make(np.sign(self._array) if fn == "sign" else self._array.copy())
+        return Tensor._wrap(np.sign(self._array) if fn == "sign" else self._array.copy())
 
     def _floating(self) -> Tensor:
         """This tensor, or a float32 copy of an integer one: math on integers gives float32, as PyTorch."""
@@ -461,7 +455,7 @@ class Tensor:
         """floor(self / other), rounding toward -inf as Python's // (and PyTorch). A step function, outside
         the graph: PyTorch defines no derivative for it."""
         x, y = _promote(self, self._lift(other))
-        return Tensor._make(np.asarray(np.floor_divide(x._array, y._array)))
+        return Tensor._wrap(np.asarray(np.floor_divide(x._array, y._array)))
 
     def minimum(self, other: Any) -> Tensor:
         return -(-self).maximum(-self._lift(other))
@@ -479,7 +473,7 @@ class Tensor:
 
     # comparisons give boolean tensors outside the graph
     def _compare(self, op, other: Any) -> Tensor:
-        return Tensor._make(np.asarray(op(self._array, self._lift(other)._array)))
+        return Tensor._wrap(np.asarray(op(self._array, self._lift(other)._array)))
 
     def __lt__(self, other): return self._compare(np.less, other)
     def __le__(self, other): return self._compare(np.less_equal, other)
@@ -489,7 +483,7 @@ class Tensor:
     def __ne__(self, other): return self._compare(np.not_equal, other)
 
     def __invert__(self) -> Tensor:
-        return Tensor._make(~self._array)
+        return Tensor._wrap(~self._array)
 
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
     logical_not = __invert__
@@ -513,17 +507,17 @@ class Tensor:
         """The indices of the nonzero elements: an (n, ndim) int64 tensor, or with `as_tuple` one 1-D
         tensor per dim (a 0-d tensor counts as 1-D there, as PyTorch)."""
         if as_tuple:
-            return tuple(Tensor._make(i) for i in np.nonzero(np.atleast_1d(self._array)))
-        return Tensor._make(np.argwhere(self._array))
+            return tuple(Tensor._wrap(i) for i in np.nonzero(np.atleast_1d(self._array)))
+        return Tensor._wrap(np.argwhere(self._array))
 
     def isnan(self) -> Tensor:
-        return Tensor._make(np.isnan(self._array))
+        return Tensor._wrap(np.isnan(self._array))
 
     def isinf(self) -> Tensor:
-        return Tensor._make(np.isinf(self._array))
+        return Tensor._wrap(np.isinf(self._array))
 
     def isfinite(self) -> Tensor:
-        return Tensor._make(np.isfinite(self._array))
+        return Tensor._wrap(np.isfinite(self._array))
 
     def all(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         return self._logical_reduce(np.all, dim, keepdim, "all")
@@ -533,7 +527,7 @@ class Tensor:
 
     def _logical_reduce(self, reduce: Callable, dim: int | None, keepdim: bool, op: str) -> Tensor:
         axes = normalize_dims(dim, self.ndim, op, self.shape)
-        return Tensor._make(np.asarray(reduce(self._array, axis=axes, keepdims=keepdim)))
+        return Tensor._wrap(np.asarray(reduce(self._array, axis=axes, keepdims=keepdim)))
 
     # ------------------------------------------------------------ reductions
 
@@ -610,11 +604,11 @@ class Tensor:
 
     def _argmax(self, dim: int | None, keepdim: bool, op: str) -> Tensor:
         if dim is None:
-            return Tensor._make(np.asarray(self._array.argmax()))
+            return Tensor._wrap(np.asarray(self._array.argmax()))
         axis = normalize_dim(dim, self.ndim, op, self.shape)
         if self.ndim == 0:  # a 0-d tensor's one element is at index 0, as PyTorch
-            return Tensor._make(np.array(0))
-        return Tensor._make(self._array.argmax(axis=axis, keepdims=keepdim))
+            return Tensor._wrap(np.array(0))
+        return Tensor._wrap(self._array.argmax(axis=axis, keepdims=keepdim))
 
     def _shifted(self, dim: int, op: str) -> Tensor:
         """x - max(x) along dim. The max is a constant (softmax does not depend on it): it only keeps
@@ -839,7 +833,7 @@ class Tensor:
         return self.shape[-2], self.shape[-1]
 
     def _triangle(self, keep: np.ndarray) -> Tensor:
-        return self.where(Tensor._make(keep), 0)
+        return self.where(Tensor._wrap(keep), 0)
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_as_numpy_index(index))
@@ -947,12 +941,12 @@ class Tensor:
     def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
         """The int64 indices that sort self along dim. Always stable (ties keep their order), which
         PyTorch's default does not promise; NaN sorts as the largest value."""
-        return Tensor._make(self._sorting(dim, descending, "argsort")[1])
+        return Tensor._wrap(self._sorting(dim, descending, "argsort")[1])
 
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
         """(values, indices) sorted along dim; the gradient goes back to where each value came from."""
         axis, order = self._sorting(dim, descending, "sort")
-        return SortResult(self._gather_known(axis, order), Tensor._make(order))
+        return SortResult(self._gather_known(axis, order), Tensor._wrap(order))
 
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> SortResult:
         """The k largest (or smallest) values along dim and their indices, sorted; the gradient goes back
@@ -963,7 +957,7 @@ class Tensor:
             raise RuntimeError(f"topk: selected index k out of range: k = {k} for dimension {axis} of size {n} "
                                f"(tensor of shape {self.shape})")
         order = order[(slice(None),) * axis + (slice(0, k),)]
-        return SortResult(self._gather_known(axis, order), Tensor._make(order))
+        return SortResult(self._gather_known(axis, order), Tensor._wrap(order))
 
     def _sorting(self, dim: int, descending: bool, op: str) -> tuple[int, np.ndarray]:
         """The checked axis and the stable sorting order along it."""
@@ -1016,7 +1010,7 @@ class Tensor:
             return x.clone()
         lead = (slice(None),) * axis
         if x.shape[axis] == 0:
-            x = Tensor._make(np.ones(_with(x.shape, axis, 1), x.dtype))
+            x = Tensor._wrap(np.ones(_with(x.shape, axis, 1), x.dtype))
         while x.shape[axis] > 1:  # multiply even by odd positions (an odd one out times 1): half as many
             odd = x[lead + (slice(1, None, 2),)]
             x = x[lead + (slice(0, None, 2),)] * (_padded(odd, axis, (0, 1), 1) if x.shape[axis] % 2 else odd)
@@ -1142,11 +1136,11 @@ class Tensor:
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         """Fill with draws from U(a, b), from the generator `manual_seed` sets."""
-        return self.copy_(Tensor._make(get_generator().uniform(a, b, self.shape)))
+        return self.copy_(Tensor._wrap(get_generator().uniform(a, b, self.shape)))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         """Fill with draws from N(mean, std^2), from the generator `manual_seed` sets."""
-        return self.copy_(Tensor._make(get_generator().normal(mean, std, self.shape)))
+        return self.copy_(Tensor._wrap(get_generator().normal(mean, std, self.shape)))
 
     def copy_(self, src: Any) -> Tensor:
         """`src` (broadcast to this shape, converted to this dtype) written into this tensor."""

@@ -151,6 +151,8 @@ class Context(Node):
         return grads
 
     def keep_copy_if_saved(self, t: Any) -> None:
+        """t is about to be overwritten by this node's own in-place op: if the node saved t, keep a
+        copy of its current value instead (as PyTorch keeps `original_self` for mul_, div_, ...)."""
         self._saved = tuple([t._snapshot() if v is t else v for v in self._saved])
 
     def release(self) -> None:

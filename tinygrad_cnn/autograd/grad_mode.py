@@ -125,8 +125,3 @@ class set_detect_anomaly(_ModeSwitch):
     def __init__(self, mode: bool) -> None:
         super().__init__()
         self.mode = bool(mode)
-
-
-def set_anomaly_enabled(mode: bool) -> None:
-    """Switch this thread's anomaly mode at once."""
-    modes.anomaly = bool(mode)

@@ -39,10 +39,6 @@ class Node:
     def release(self) -> None:
         """Forget what the VJP needed; the edges stay, for drawings."""
 
-    def keep_copy_if_saved(self, t: Any) -> None:
-        """t is about to be overwritten by this node's own in-place op: if the node saved t, keep a
-        copy of its current value instead (as PyTorch keeps `original_self` for mul_, div_, ...)."""
-
     def run_pre_hooks(self, grads: list[Any]) -> list[Any]:
         """Pass each output's gradient through the hooks registered on that output, in order (those
         of retain_grad() last, so `.grad` keeps what the others made of it); a Tensor a hook returns

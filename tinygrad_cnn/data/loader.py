@@ -165,7 +165,7 @@ class DataLoader:
             source = _tensor_rows(self.dataset, indices)
             if source is not None:
                 tensors, rows = source
-                return tuple(Tensor._make(t.detach().numpy()[rows]) for t in tensors)
+                return tuple(Tensor._wrap(t.detach().numpy()[rows]) for t in tensors)
         return self.collate_fn([self.dataset[i] for i in indices])
 
     def __repr__(self) -> str:

@@ -64,7 +64,7 @@ def _total_norm(tensors: list[Tensor], norm_type: float | str, error_if_nonfinit
         raise RuntimeError(f"{op}: the total norm of order {p} for gradients from `parameters` is non-finite, so it "
                            "cannot be clipped. To disable this error and scale the gradients by the non-finite "
                            "norm anyway, set `error_if_nonfinite=False`")
-    return Tensor._make(total)
+    return Tensor._wrap(total)
 
 
 def get_total_norm(tensors: TensorOrTensors, norm_type: float | str = 2.0, error_if_nonfinite: bool = False,
@@ -143,5 +143,5 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     flat = vec.detach().numpy()
     offset = 0
     for p in params:
-        p.data = Tensor._make(flat[offset:offset + p.numel()].reshape(p.shape))
+        p.data = Tensor._wrap(flat[offset:offset + p.numel()].reshape(p.shape))
         offset += p.numel()
