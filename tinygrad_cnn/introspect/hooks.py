@@ -107,16 +107,29 @@ class _BackwardHookCall:
 
 
 def call_module(module: Any, args: tuple, kwargs: dict) -> Any:
-    """module(*args, **kwargs) with its hooks: full backward hooks mark the inputs, forward runs,
-    forward hooks see (module, args, output) and may replace the output, then the outputs are
-    marked for the backward hooks (the same order as PyTorch)."""
+    """module(*args, **kwargs) with its hooks: forward pre-hooks may replace the arguments, full
+    backward hooks mark the inputs, forward runs, forward hooks see (module, args, output) and may
+    replace the output, then the outputs are marked for the backward hooks (PyTorch's order)."""
+    with_kwargs = module._hooks_with_kwargs
+    for hook_id, hook in list(module._forward_pre_hooks.items()):
+        if hook_id in with_kwargs:
+            result = hook(module, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"forward pre-hook of {type(module).__name__} registered with_kwargs must "
+                                       f"return None or a tuple (args, kwargs), got {type(result).__name__}")
+                args, kwargs = result
+        else:
+            result = hook(module, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
     backward = None
     if module._backward_hooks and is_grad_enabled():
         backward = _BackwardHookCall(module)
         args = backward.wrap_inputs(args)
     output = module.forward(*args, **kwargs)
-    for hook in list(module._forward_hooks.values()):
-        result = hook(module, args, output)
+    for hook_id, hook in list(module._forward_hooks.items()):
+        result = hook(module, args, kwargs, output) if hook_id in with_kwargs else hook(module, args, output)
         if result is not None:
             output = result
     if backward is not None:

@@ -42,7 +42,9 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_hooks_with_kwargs", set())  # ids of hooks that also take the call's kwargs
         object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers", set())
 
@@ -104,15 +106,31 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._forward_hooks or self._backward_hooks:
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
             return call_module(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
-    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]) -> RemovableHandle:
+    def _add_hook(self, hooks: OrderedDict, hook: Callable, prepend: bool, with_kwargs: bool) -> RemovableHandle:
+        handle = RemovableHandle(hooks, hook)
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        if with_kwargs:
+            self._hooks_with_kwargs.add(handle.id)
+        return handle
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """hook(module, args) runs before each forward; a value it returns replaces `args` (a
+        non-tuple is wrapped in one). With `with_kwargs`, hook(module, args, kwargs) and it may
+        return a new (args, kwargs). `prepend` runs it before the hooks already registered."""
+        return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                              with_kwargs: bool = False) -> RemovableHandle:
         """hook(module, input, output) runs after each forward; `input` is the tuple of positional
-        arguments, and an output the hook returns replaces the module's. `.remove()` on the handle
-        unregisters it."""
-        return RemovableHandle(self._forward_hooks, hook)
+        arguments, and an output the hook returns replaces the module's. With `with_kwargs`,
+        hook(module, args, kwargs, output). `.remove()` on the handle unregisters it."""
+        return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs)
 
     def register_full_backward_hook(self, hook: Callable[[Module, tuple, tuple], Any]) -> RemovableHandle:
         """hook(module, grad_input, grad_output) runs when a backward pass has computed the gradients
@@ -144,6 +162,31 @@ class Module:
 
     def children(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at a dotted path ('' is this module): model.get_submodule('features.0')."""
+        module: Module = self
+        for depth, name in enumerate(target.split(".") if target else []):
+            child = module._modules.get(name)
+            if child is None:
+                where = ".".join(target.split(".")[:depth]) or type(self).__name__
+                raise AttributeError(f"get_submodule: {where} has no submodule `{name}` (path {target!r})")
+            module = child
+        return module
+
+    def _get_member(self, target: str, kind: str, op: str) -> Tensor:
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        member = getattr(module, kind).get(name)
+        if member is None:
+            raise AttributeError(f"{op}: {type(module).__name__} has no {kind[1:-1]} `{name}` (path {target!r})")
+        return member
+
+    def get_parameter(self, target: str) -> Parameter:
+        return self._get_member(target, "_parameters", "get_parameter")
+
+    def get_buffer(self, target: str) -> Tensor:
+        return self._get_member(target, "_buffers", "get_buffer")
 
     def _named_members(self, kind: str, prefix: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
         modules = self.named_modules(prefix) if recurse else [(prefix, self)]
