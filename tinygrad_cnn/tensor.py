@@ -179,8 +179,8 @@ class Tensor:
 
     def item(self) -> bool | int | float:
         if self._array.size != 1:
-            raise ValueError(f"item: only a one-element tensor can be converted to a Python number, "
-                             f"got shape {self.shape}")
+            raise RuntimeError(f"item: only a one-element tensor can be converted to a Python number, "
+                               f"got shape {self.shape}")
         return self._array.item()
 
     def tolist(self) -> Any:
