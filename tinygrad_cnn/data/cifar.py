@@ -77,15 +77,15 @@ def is_cifar10_dir(directory: str | os.PathLike) -> bool:
     return any((Path(directory) / name).is_file() for name in (TRAIN_FILES[0], TEST_FILE))
 
 
-def load_cifar10_dataset(directory: str | os.PathLike, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-10 images and labels from the python batch files in `directory`, read without running code
-    (see the module docstring).
+def read_cifar10_batches(directory: str | os.PathLike, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10's pixels as stored, and labels, from the python batch files in `directory`, read without
+    running code (see the module docstring).
 
     Reads `data_batch_1` ... `data_batch_5` (those present, at least the first) when `train`, else
     `test_batch`.
 
     Returns:
-        images: float32 array (N, 3, 32, 32), pixels scaled to [0, 1].
+        images: uint8 array (N, 3, 32, 32).
         labels: int64 array (N,).
     """
     directory = Path(directory)
@@ -95,4 +95,11 @@ def load_cifar10_dataset(directory: str | os.PathLike, train: bool = True) -> tu
         raise FileNotFoundError(f"no {'training' if train else 'test'} batch file {names[0]} in {directory}")
     batches = [_read_batch(path) for path in paths]
     images = np.concatenate([b[0] for b in batches]).reshape(-1, *IMAGE_SHAPE)
-    return images.astype(np.float32) / np.float32(255), np.concatenate([b[1] for b in batches])
+    return images, np.concatenate([b[1] for b in batches])
+
+
+def load_cifar10_dataset(directory: str | os.PathLike, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 as `read_cifar10_batches` reads it, with the images as float32 (N, 3, 32, 32) in [0, 1]
+    and the labels int64 (N,)."""
+    images, labels = read_cifar10_batches(directory, train)
+    return images.astype(np.float32) / np.float32(255), labels
