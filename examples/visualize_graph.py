@@ -1,7 +1,7 @@
 """Draw LeNet-5's training graph as SVG: collapsed (one node per layer) and expanded (the
-primitive ops of each layer inside a frame). Needs Graphviz's `dot` program.
+primitive ops of each layer inside a frame), each with its legend. Needs Graphviz's `dot` program.
 
-    python examples/visualize_graph.py [out_dir] [--batch-size 8]
+    python examples/visualize_graph.py [out_dir] [--batch-size 8]   # default out_dir: ./out, as tinygrad-cnn train
 """
 import argparse
 import re
@@ -25,15 +25,17 @@ def lenet_loss(batch_size: int):
 
 
 def count_nodes(graph) -> int:
-    return len(re.findall(r"^\s*\w+ \[label=", graph.source, re.M))
+    """The nodes drawn for the graph (n0, n1...), not the legend's samples."""
+    return len(re.findall(r"^\s*n\d+ \[label=", graph.source, re.M))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", nargs="?", default=".", help="where to write the SVGs (default: here)")
+    parser.add_argument("out_dir", nargs="?", type=Path, default=Path("out"),
+                        help="where to write the SVGs (default: ./out, where tinygrad-cnn train writes too)")
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
-    out = Path(args.out_dir)
+    out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
     model, loss = lenet_loss(args.batch_size)
     for name, collapse in (("collapsed", True), ("expanded", False)):
@@ -41,7 +43,7 @@ def main() -> None:
         graph = draw_graph(loss, params=model, collapse=collapse)
         ms = (time.perf_counter() - start) * 1e3
         path = render(graph, out / f"lenet5_{name}.svg")
-        print(f"{path}: {count_nodes(graph)} nodes, drawn in {ms:.1f} ms")
+        print(f"wrote {path}: {count_nodes(graph)} nodes, drawn in {ms:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Graph drawing: the structure of the DOT graph for small graphs counted by hand, LeNet-5 drawn
-collapsed and expanded, gradients on the nodes, rendering, and errors."""
+collapsed and expanded, targets apart from inputs, edges into frames, the legend, gradients on the
+nodes, rendering, and errors."""
 from __future__ import annotations
 
 import re
@@ -17,25 +18,40 @@ from tinygrad_cnn import Tensor, nn
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.models import LeNet5
 from tinygrad_cnn.autograd.graph import AccumulateGrad
-from tinygrad_cnn.viz import STYLES, draw_graph, render
+from tinygrad_cnn.scopes import composite
+from tinygrad_cnn.viz import CLUSTER_STYLE, STYLES, WARNING_STYLE, draw_graph, render
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
 
 
-LABEL = r'label=("(?:[^"\\]|\\.)*"|[^\s\]]+)'  # quoted, or a plain word
+VALUE = r'("(?:[^"\\]|\\.)*"|[^\s\]]+)'  # quoted, or a plain word
+LABEL = "label=" + VALUE
 
 
 def unquote(label: str) -> str:
     return label.strip('"').replace("\\n", "\n")
 
 
-def parse(graph) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
-    """({node: (label, fillcolor)}, [(tail, head)]) read back from the DOT text."""
-    nodes = {m[1]: (unquote(m[2]), m[3])
-             for m in re.finditer(r'^\s*(\w+) \[' + LABEL + r'.*?fillcolor="([^"]+)"', graph.source, re.M)}
-    edges = re.findall(r"^\s*(\w+) -> (\w+)", graph.source, re.M)
+def attributes(text: str) -> dict[str, str]:
+    return {m[1]: unquote(m[2]) for m in re.finditer(r"(\w+)=" + VALUE, text)}
+
+
+def statements(graph, legend: bool = False) -> tuple[dict[str, dict[str, str]], list[tuple[str, str, dict]]]:
+    """({node: attributes}, [(tail, head, attributes)]) of the nodes and edges in the DOT text;
+    those of the legend (named legend_...) only if `legend`."""
+    shown = lambda name: legend or not name.startswith("legend_")  # noqa: E731
+    nodes = {m[1]: attributes(m[2]) for m in re.finditer(r"^\s*(\w+) \[(.*)\]$", graph.source, re.M)
+             if m[1] not in ("graph", "node", "edge") and shown(m[1])}
+    edges = [(m[1], m[2], attributes(m[3] or "")) for m in re.finditer(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$",
+                                                                       graph.source, re.M) if shown(m[1])]
     return nodes, edges
+
+
+def parse(graph) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
+    """({node: (label, fillcolor)}, [(tail, head)]) of the graph drawn, the legend left out."""
+    nodes, edges = statements(graph)
+    return {name: (a["label"], a["fillcolor"]) for name, a in nodes.items()}, [(t, h) for t, h, _ in edges]
 
 
 def kinds(nodes) -> dict[str, int]:
@@ -57,15 +73,15 @@ def labelled(nodes, first_line: str) -> str:
 def test_small_graph_nodes_edges_and_labels():
     """loss = sum(a * b + a): leaves a (a parameter) and b (an input), ops Mul, Add, Sum, one output;
     edges a->Mul, b->Mul, Mul->Add, a->Add, Add->Sum, Sum->output."""
-    a = Tensor(np.ones(3, np.float32), requires_grad=True)
-    b = Tensor(np.ones(3), requires_grad=True)  # float64
+    a = Tensor(np.ones(3), requires_grad=True)  # float64: one dtype, so no Cast of a mixed product
+    b = Tensor(np.ones(3), requires_grad=True)
     loss = (a * b + a).sum()
     nodes, edges = parse(draw_graph(loss, params={"a": a}))
     assert kinds(nodes) == {"parameter": 1, "input": 1, "op": 3, "output": 1}
     a_, b_, mul, add = labelled(nodes, "a"), labelled(nodes, "input"), labelled(nodes, "Mul"), labelled(nodes, "Add")
     total, out = labelled(nodes, "Sum dim=None keepdim=False"), labelled(nodes, "output")
     assert sorted(edges) == sorted([(a_, mul), (b_, mul), (mul, add), (a_, add), (add, total), (total, out)])
-    assert nodes[a_][0] == "a\n(3,) float32" and nodes[b_][0] == "input\n(3,) float64"
+    assert nodes[a_][0] == "a\n(3,) float64" and nodes[b_][0] == "input\n(3,) float64"
     assert nodes[mul][0] == "Mul\n(3,)" and nodes[out][0] == "output\n() float64"
 
 
@@ -126,27 +142,37 @@ def test_lenet_collapsed_has_one_node_per_layer():
     10 parameters, the images and the targets; the loss."""
     model, loss = lenet_loss()
     nodes, edges = parse(draw_graph(loss, params=model))
-    assert kinds(nodes) == {"op": 5, "nn_op": 8, "parameter": 10, "input": 2, "output": 1}
+    assert kinds(nodes) == {"op": 5, "nn_op": 8, "parameter": 10, "input": 1, "target": 1, "output": 1}
     assert len(edges) == 10 + 2 + 13  # parameters and inputs into ops, the chain of 13 ops to the loss
     labels = {label for label, _ in nodes.values()}
     assert {"conv1.weight\n(6, 1, 5, 5) float32", "fc3.bias\n(10,) float32", "input\n(4, 1, 28, 28) float32",
-            "input\n(4,) int64", "conv2d stride=1 padding=2\n(4, 6, 28, 28)", "conv2d stride=1 padding=0\n(4, 16, 10, 10)",
+            "target\n(4,) int64", "conv2d stride=1 padding=2\n(4, 6, 28, 28)",
+            "conv2d stride=1 padding=0\n(4, 16, 10, 10)",
             "max_pool2d kernel_size=2 stride=2\n(4, 16, 5, 5)", "linear\n(4, 120)", "cross_entropy\n()"} <= labels
-    assert "cluster_" not in draw_graph(loss, params=model).source
+    assert "cluster_" not in draw_graph(loss, params=model, legend=False).source
+
+
+def frames(source: str) -> tuple[list[tuple[str, str, int]], dict[str, list[str]]]:
+    """Read from the nesting of the DOT braces: (name, label, depth) of each cluster but the legend,
+    and {node: the names of the clusters it is in, outermost first}."""
+    found, where, stack = [], {}, []
+    for line in source.splitlines():
+        line = line.strip()
+        if line.startswith("subgraph "):
+            stack.append(line.split()[1])
+        elif line == "}" and stack:
+            stack.pop()
+        elif stack and line.startswith("graph ["):
+            if stack[-1] != "cluster_legend":
+                found.append((stack[-1], unquote(re.search(LABEL, line)[1]), len(stack)))
+        elif re.match(r"\w+ \[", line) and "->" not in line:
+            where[line.split()[0]] = list(stack)
+    return found, where
 
 
 def cluster_tree(source: str) -> list[tuple[str, int]]:
-    """(label, depth) of each cluster, read from the nesting of the DOT braces."""
-    found, depth = [], 0
-    for line in source.splitlines():
-        line = line.strip()
-        if line.startswith("subgraph cluster_"):
-            depth += 1
-        elif line == "}" and depth:
-            depth -= 1
-        elif depth and line.startswith("graph ["):
-            found.append((unquote(re.search(LABEL, line)[1]), depth))
-    return found
+    """(label, depth) of each cluster but the legend."""
+    return [(label, depth) for _, label, depth in frames(source)[0]]
 
 
 def test_lenet_expanded_shows_primitives_inside_nested_clusters():
@@ -160,7 +186,6 @@ def test_lenet_expanded_shows_primitives_inside_nested_clusters():
         + ["linear"] * 3 + ["cross_entropy", "log_softmax dim=1", "nll_loss"])
     depth = dict(tree)
     assert depth["cross_entropy"] == 1 and depth["log_softmax dim=1"] == depth["nll_loss"] == 2
-    assert "compound=true" in graph.source and "lhead=cluster_" in graph.source  # the images enter conv1's frame
 
 
 def test_composite_labels_show_non_default_arguments():
@@ -199,8 +224,8 @@ def test_show_grads_gives_shape_and_norm_and_flags_vanished_gradients():
     muls = sorted(label for label, _ in nodes.values() if label.startswith("Mul"))
     assert muls == ["Mul\n(2,)", "Mul\n(2,)\ngrad (2,) |g|=1.41"]  # h's retained gradient (1, 1)
     dead_line = next(line for line in graph.source.splitlines() if line.strip().startswith(labelled(nodes, "dead")))
-    assert "|g|=0" in dead_line and 'color="#cc0000"' in dead_line
-    assert "grad" not in draw_graph(loss, params={"w": w}).source
+    assert "|g|=0" in dead_line and f'color="{WARNING_STYLE["color"]}"' in dead_line
+    assert "grad" not in draw_graph(loss, params={"w": w}, legend=False).source
 
 
 # ================================================================ rendering and errors
@@ -280,7 +305,17 @@ def test_doc_images_script_makes_the_committed_pictures(tmp_path):
 def test_visualize_graph_example(tmp_path):
     out = run_script("visualize_graph.py", str(tmp_path / "pictures"), "--batch-size", "2", cwd=tmp_path)
     assert {p.name for p in (tmp_path / "pictures").iterdir()} == {"lenet5_collapsed.svg", "lenet5_expanded.svg"}
-    assert "26 nodes" in out
+    assert f"wrote {Path('pictures') / 'lenet5_collapsed.svg'}: 26 nodes" in out.replace(str(tmp_path) + "/", "")
+
+
+@needs_dot
+def test_visualize_graph_example_writes_into_out_by_default(tmp_path):
+    """Without a directory it writes next to `tinygrad-cnn train`'s outputs, ./out, and says so."""
+    out = run_script("visualize_graph.py", "--batch-size", "2", cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["lenet5_collapsed.svg", "lenet5_expanded.svg"]
+    assert [line.split(":")[0] for line in out.splitlines()] == [
+        f"wrote {Path('out') / 'lenet5_collapsed.svg'}", f"wrote {Path('out') / 'lenet5_expanded.svg'}"]
+    assert not any(p.suffix == ".svg" for p in tmp_path.iterdir())
 
 
 # ================================================================ the command line
@@ -292,7 +327,8 @@ def test_cli_graph_writes_the_lenet_graph(tmp_path, capsys, mode, clusters):
     path = tmp_path / "out" / "lenet.dot"
     assert main(["graph", "--model", "lenet5", "--batch-size", "3", "--output", str(path), *mode]) == 0
     text = path.read_text()
-    assert ("subgraph cluster_" in text) == clusters
+    assert bool(re.search(r"subgraph cluster_\d", text)) == clusters
+    assert "subgraph cluster_legend" in text  # the command's pictures carry their legend
     assert '"input\\n(3, 1, 28, 28) float32"' in text and "conv1.weight" in text
     assert f"wrote {path}" in capsys.readouterr().out
 
@@ -310,15 +346,155 @@ def test_cli_graph_show_grads_and_missing_dot(tmp_path, monkeypatch, capsys):
 
 
 def test_data_into_a_frame_is_drawn_once():
-    """Data needs no gradient. Class targets into cross_entropy (whose ops only see a mask made
-    from them) enter the frame's border; into linear, where a recorded MatMul takes x itself,
-    x is drawn into that op only."""
-    logits = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
-    graph = draw_graph(F.cross_entropy(logits, Tensor(np.array([0, 2]))), collapse=False)
-    assert len(re.findall(r"-> \w+ \[lhead=cluster_", graph.source)) == 1
+    """Data needs no gradient. Into linear, where a recorded MatMul takes x itself, x is drawn into
+    that op only, with no edge to the frame's border."""
     flat = Tensor(np.ones((2, 3), np.float32))
     weight = Tensor(np.ones((4, 3), np.float32), requires_grad=True)
     graph = draw_graph(F.linear(flat, weight).sum(), params={"weight": weight}, collapse=False)
     nodes, edges = parse(graph)
     data = labelled(nodes, "input")
     assert [e for e in edges if e[0] == data] == [(data, labelled(nodes, "MatMul"))] and "lhead" not in graph.source
+
+
+# ================================================================ targets, edges into frames, the legend
+
+def node_kind(attrs: dict[str, str]) -> str:
+    """The kind whose style (STYLES) a node's attributes carry."""
+    (kind,) = [k for k, style in STYLES.items() if all(attrs.get(a) == v for a, v in style.items())]
+    return kind
+
+
+@pytest.mark.parametrize("collapse", [True, False])
+def test_the_loss_target_is_drawn_apart_from_the_data(collapse):
+    """LeNet-5's labels (the `target` of cross_entropy) are a target node; the images stay an input."""
+    model, loss = lenet_loss()
+    nodes, _ = statements(draw_graph(loss, params=model, collapse=collapse))
+    leaves = {a["label"]: node_kind(a) for a in nodes.values() if a["label"].startswith(("input", "target"))}
+    assert leaves == {"input\n(4, 1, 28, 28) float32": "input", "target\n(4,) int64": "target"}
+    assert STYLES["target"]["shape"] != STYLES["input"]["shape"]
+    assert STYLES["target"]["fillcolor"] != STYLES["input"]["fillcolor"]
+
+
+@composite("my_loss")
+def my_loss(scores, labels):
+    return F.cross_entropy(scores, labels)
+
+
+@pytest.mark.parametrize("loss_of", [
+    lambda x, y: F.mse_loss(x, y),                     # a float target, positional
+    lambda x, y: F.l1_loss(x, target=y),               # by keyword
+    lambda x, y: F.cross_entropy(x, y.argmax(1)),      # class indices
+    lambda x, y: my_loss(x, y.argmax(1)),              # named `labels` by the outer call, `target` by the inner one
+])
+def test_a_target_is_what_a_loss_gets_as_its_target_argument(loss_of):
+    """The rule is the argument's name (PyTorch's losses all call it `target`), not its dtype."""
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    y = Tensor(np.eye(2, 3))
+    for collapse in (True, False):
+        nodes, _ = statements(draw_graph(loss_of(x, y), collapse=collapse))
+        drawn = [node_kind(a) for a in nodes.values()]
+        targets = [a["label"] for a in nodes.values() if node_kind(a) == "target"]
+        assert len(targets) == 1 and targets[0].startswith("target\n(2,") and "input" in drawn
+
+
+def test_data_without_a_loss_stays_an_input():
+    """A hand-written loss names no target: both tensors are inputs."""
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    y = Tensor(np.zeros((2, 3)))
+    nodes, _ = statements(draw_graph(((x - y) ** 2).mean()))
+    assert sorted(node_kind(a) for a in nodes.values() if a["label"].startswith("input")) == ["input", "input"]
+
+
+def inside(where: dict[str, list[str]], node: str, frame: str) -> bool:
+    return frame in where.get(node, [])
+
+
+def test_expanded_lenet_edges_end_at_the_nodes_that_take_the_data():
+    """No edge ends at a frame's border: every edge into a frame ends at a node inside it. The class
+    targets, which no op takes (nll_loss makes one-hot constants of them), point at those constants,
+    and they at ops in nll_loss's frame."""
+    model, loss = lenet_loss()
+    graph = draw_graph(loss, params=model, collapse=False)
+    nodes, edges = statements(graph)
+    assert "lhead" not in graph.source and "compound" not in graph.source
+    assert all(tail in nodes and head in nodes for tail, head, _ in edges)
+    found, where = frames(graph.source)
+    nll = next(name for name, label, _ in found if label == "nll_loss")
+    (target,) = [n for n, a in nodes.items() if a["label"] == "target\n(4,) int64"]
+    made = [head for tail, head, _ in edges if tail == target]
+    assert made and all(node_kind(nodes[n]) == "constant" and nodes[n]["label"].split("\n")[1].startswith("(4, 10)")
+                        and where[n][-1] == nll for n in made)
+    consumers = [head for tail, head, _ in edges if tail in made]
+    assert consumers and all(node_kind(nodes[n]) == "op" and where[n][-1] == nll for n in consumers)
+    (images,) = [n for n, a in nodes.items() if a["label"] == "input\n(4, 1, 28, 28) float32"]
+    assert [nodes[head]["label"].split()[0] for tail, head, _ in edges if tail == images] == ["Conv2d"]
+
+
+def test_a_smoothed_target_points_at_each_constant_made_from_it():
+    """With label_smoothing, cross_entropy itself makes a constant of the targets too (how many count, (N,)),
+    besides nll_loss's one-hot ones; the targets point at both, and at nothing else."""
+    logits = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    graph = draw_graph(F.cross_entropy(logits, Tensor(np.array([0, 2])), label_smoothing=0.1), collapse=False)
+    nodes, edges = statements(graph)
+    found, where = frames(graph.source)
+    frame = {label: name for name, label, _ in found}
+    (target,) = [n for n, a in nodes.items() if node_kind(a) == "target"]
+    made = [head for tail, head, _ in edges if tail == target]
+    assert all(node_kind(nodes[n]) == "constant" for n in made)
+    assert {where[n][-1] for n in made} == {frame["nll_loss"], frame["cross_entropy label_smoothing=0.1"]}
+    assert [nodes[n]["label"] for n in made if where[n][-1] == frame["cross_entropy label_smoothing=0.1"]] == [
+        "constant\n(2,) float32"]
+    assert "lhead" not in graph.source
+
+
+def test_data_no_op_reads_enters_the_frame_border():
+    """BatchNorm's running statistics while training are given to batch_norm but only updated: no
+    op or constant inside comes from them, so their edges end at the frame's border (lhead)."""
+    layer = nn.BatchNorm2d(2)
+    graph = draw_graph(layer(Tensor(np.arange(16.0).reshape(2, 2, 2, 2), requires_grad=True)).sum(),
+                       params=layer, collapse=False)
+    nodes, edges = statements(graph)
+    (frame,) = [name for name, label, _ in frames(graph.source)[0] if label.startswith("batch_norm")]
+    bordered = [(nodes[tail]["label"], attrs["lhead"]) for tail, _, attrs in edges if "lhead" in attrs]
+    assert bordered == [("input\n(2,) float32", frame)] * 2 and "compound=true" in graph.source
+
+
+def legend_of(graph) -> dict[str, dict[str, str]]:
+    nodes, _ = statements(graph, legend=True)
+    return {name.removeprefix("legend_"): attrs for name, attrs in nodes.items() if name.startswith("legend_")}
+
+
+@pytest.mark.parametrize("collapse", [True, False])
+def test_the_legend_shows_each_kind_drawn_in_its_style(collapse):
+    """One legend node per kind of node in the drawing, styled as the nodes of that kind are (their
+    fill colours and shapes read back from the DOT), plus the frame when there are frames."""
+    model, loss = lenet_loss()
+    graph = draw_graph(loss, params=model, collapse=collapse)
+    nodes, _ = statements(graph)
+    legend = legend_of(graph)
+    drawn: dict[str, set[tuple[str, str]]] = {}
+    for attrs in nodes.values():
+        drawn.setdefault(node_kind(attrs), set()).add((attrs["fillcolor"], attrs["shape"]))
+    expected = set(drawn) | ({"frame"} if not collapse else set())
+    assert set(legend) == expected
+    assert expected == ({"input", "target", "parameter", "op", "output"}
+                        | ({"nn_op"} if collapse else {"constant", "frame"}))
+    for kind, looks in drawn.items():
+        assert looks == {(legend[kind]["fillcolor"], legend[kind]["shape"])}, kind
+        assert legend[kind]["label"].split("\n")[0] == kind.replace("_", " ")
+    if not collapse:
+        assert all(legend["frame"][a] == v for a, v in CLUSTER_STYLE.items() if a != "fontcolor")
+    legend_edges = [edge for edge in statements(graph, legend=True)[1] if edge[0].startswith("legend_")]
+    assert all(attrs == {"style": "invis"} for *_, attrs in legend_edges) and len(legend_edges) == len(legend) - 1
+    assert "subgraph cluster_legend" in graph.source
+    assert legend_of(draw_graph(loss, params=model, collapse=collapse, legend=False)) == {}
+
+
+def test_the_legend_explains_the_red_border_only_when_one_is_drawn():
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    (w * 0.0).sum().backward()
+    loss = (w * 0.0).sum()
+    legend = legend_of(draw_graph(loss, params={"w": w}, show_grads=True))
+    assert legend["warning"]["color"] == WARNING_STYLE["color"] and legend["warning"]["label"].startswith("red border")
+    w.grad = None
+    assert "warning" not in legend_of(draw_graph(loss, params={"w": w}, show_grads=True))

@@ -10,6 +10,9 @@ writes
     feature_maps_conv2.png
     confusion_matrix.png      true class against predicted class on the test split
 
+Classes are named by `class_names` (Fashion-MNIST's 'T-shirt/top', 'Trouser'...; by default the
+digits '0'..'9').
+
 Figures are drawn on matplotlib's Agg canvas directly, without pyplot, so nothing here opens a
 window or changes the backend of a session that imports it.
 """
@@ -24,7 +27,7 @@ import numpy as np
 from .autograd import no_grad
 from .nn import Conv2d, Module
 from .tensor import Tensor
-from .train import EpochMetrics, confusion_matrix
+from .train import NUM_CLASSES, EpochMetrics, confusion_matrix
 
 INSTALL_HINT = "pip install 'tinygrad_cnn[plots]'"
 
@@ -45,6 +48,24 @@ def _figure(width: float, height: float) -> Any:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def _class_names(class_names: Sequence[str] | None, op: str) -> list[str]:
+    """The name of each class: the given ones, or the digits '0'..'9'."""
+    if class_names is None:
+        return [str(c) for c in range(NUM_CLASSES)]
+    if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
+        raise TypeError(f"{op}: class_names must be a sequence of strings, one per class, got {class_names!r}")
+    if len(class_names) == 0:
+        raise ValueError(f"{op}: class_names is empty")
+    return list(class_names)
+
+
+def _check_classes(values: np.ndarray, names: list[str], what: str, op: str) -> None:
+    outside = values[(values < 0) | (values >= len(names))]
+    if outside.size:
+        raise ValueError(f"{op}: {what} hold class {int(outside.flat[0])}, but class_names names "
+                         f"{len(names)} classes (0..{len(names) - 1})")
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -112,8 +133,17 @@ def conv_feature_maps(model: Module, image: np.ndarray) -> list[tuple[str, np.nd
     return maps
 
 
-def plot_feature_maps(model: Module, image: np.ndarray, label: int, directory: Path) -> list[Path]:
-    """feature_maps_<layer>.png for each conv layer: the input image, then each channel of the layer's output."""
+def plot_feature_maps(model: Module, image: np.ndarray, label: int, directory: Path,
+                      class_names: Sequence[str] | None = None, shared_scale: bool = True) -> list[Path]:
+    """feature_maps_<layer>.png for each conv layer: the input image (titled with its class name), then
+    each channel of the layer's output.
+
+    With `shared_scale` (the default) all maps of a layer use one colour scale, shown by a colour bar,
+    so that strong and weak channels can be told apart (a channel that barely responds stays flat
+    instead of being stretched to full contrast); otherwise each map is stretched to its own range.
+    The title says which."""
+    names = _class_names(class_names, "plot_feature_maps")
+    _check_classes(np.asarray(label), names, "label", "plot_feature_maps")
     paths = []
     for name, maps in conv_feature_maps(model, image):
         columns = 8
@@ -123,25 +153,38 @@ def plot_feature_maps(model: Module, image: np.ndarray, label: int, directory: P
         for ax in axes.flat:
             ax.set_axis_off()
         axes[0, 0].imshow(image[0], cmap="gray")
-        axes[0, 0].set_title(f"input ({label})", fontsize=8)
-        for i, channel in enumerate(maps):
-            ax = axes[1 + i // columns, i % columns]
-            ax.imshow(channel, cmap="viridis")
+        axes[0, 0].set_title(f"input ({names[label]})", fontsize=8)
+        limits = {"vmin": float(maps.min()), "vmax": float(maps.max())} if shared_scale else {}
+        map_axes = [axes[1 + i // columns, i % columns] for i in range(len(maps))]
+        for i, (ax, channel) in enumerate(zip(map_axes, maps)):
+            shown = ax.imshow(channel, cmap="viridis", **limits)
             ax.set_title(f"channel {i}", fontsize=8)
-        fig.suptitle(f"{name} output for one test image: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}")
+        if shared_scale:
+            fig.colorbar(shown, ax=map_axes)
+        scale = "one colour scale for all maps" if shared_scale else "each map on its own colour scale"
+        fig.suptitle(f"{name} output for one test image: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}, "
+                     f"{scale}")
         paths.append(_save(fig, directory / f"feature_maps_{name.replace('.', '_')}.png"))
     return paths
 
 
-def plot_confusion_matrix(labels: np.ndarray, predictions: np.ndarray, path: Path) -> Path:
-    """Counts of (true class, predicted class) pairs, each cell annotated; the diagonal is correct."""
-    matrix = confusion_matrix(labels, predictions)
+def plot_confusion_matrix(labels: np.ndarray, predictions: np.ndarray, path: Path,
+                          class_names: Sequence[str] | None = None) -> Path:
+    """Counts of (true class, predicted class) pairs, each cell annotated; the diagonal is correct.
+    The axes are labelled with `class_names`, one per class (default the digits '0'..'9')."""
+    names = _class_names(class_names, "plot_confusion_matrix")
+    for what, values in (("labels", labels), ("predictions", predictions)):
+        _check_classes(np.asarray(values), names, what, "plot_confusion_matrix")
+    matrix = confusion_matrix(labels, predictions, len(names))
     fig = _figure(6, 5.4)
     ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap="Blues")
     classes = range(len(matrix))
     ax.set(xticks=classes, yticks=classes, xlabel="predicted class", ylabel="true class",
            title=f"confusion matrix, test accuracy {np.trace(matrix) / matrix.sum():.4f}")
+    ax.set_yticklabels(names)
+    long = max(map(len, names)) > 2  # words ('Ankle boot') would overlap side by side: slant them
+    ax.set_xticklabels(names, rotation=45 if long else 0, ha="right" if long else "center")
     for t in classes:
         for p in classes:
             if matrix[t, p]:
@@ -153,21 +196,25 @@ def plot_confusion_matrix(labels: np.ndarray, predictions: np.ndarray, path: Pat
 
 
 def save_plots(model: Module, history: Sequence[EpochMetrics], test_inputs: np.ndarray, test_labels: np.ndarray,
-               predictions: np.ndarray, directory: str | os.PathLike) -> list[Path]:
+               predictions: np.ndarray, directory: str | os.PathLike,
+               class_names: Sequence[str] | None = None) -> list[Path]:
     """Write every plot of the module docstring into `directory` (created if needed); return their paths.
 
     Args:
         model: the trained model; its first Conv2d's filters are drawn, and its conv outputs for test image 0.
         history: the metrics of each epoch so far.
         test_inputs: (N, 1, 28, 28) normalised test images; test_labels: (N,); predictions: (N,) the model's.
+        class_names: the name of each class, for the confusion matrix and the feature maps' input
+            (default the digits '0'..'9').
     """
     require_matplotlib()
+    class_names = _class_names(class_names, "save_plots")  # checked before any file is written
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     name, first_conv = next((n, m) for n, m in model.named_modules() if isinstance(m, Conv2d))
     paths = plot_curves(history, directory)
     paths.append(plot_filters(first_conv.weight.detach().numpy(), directory / f"{name}_filters.png",
                               f"{name} filters, learned"))
-    paths += plot_feature_maps(model, test_inputs[0], int(test_labels[0]), directory)
-    paths.append(plot_confusion_matrix(test_labels, predictions, directory / "confusion_matrix.png"))
+    paths += plot_feature_maps(model, test_inputs[0], int(test_labels[0]), directory, class_names)
+    paths.append(plot_confusion_matrix(test_labels, predictions, directory / "confusion_matrix.png", class_names))
     return paths

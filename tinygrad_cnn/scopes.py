@@ -23,11 +23,12 @@ class Scope:
     several primitive nodes. Each node keeps the innermost scope it was made in, so drawings
     and traces can show the NN op a user called instead of its primitives.
 
-    `args` are the arguments worth showing (`{"stride": 1, "padding": 2}`), `inputs` the Tensors
-    the call was given. Those that need no gradient (a batch of images, the targets) have no node
-    of their own, so the call keeps them for drawings until a backward pass releases its nodes;
-    the others it holds weakly, as they are kept by the graph where a VJP needs them. `parent`
-    is the enclosing call (cross_entropy for the log_softmax it calls) or None.
+    `args` are the arguments worth showing (`{"stride": 1, "padding": 2}`), `named_inputs` the
+    Tensors the call was given with the names of their parameters (`("target", labels)`), so a
+    drawing can tell a loss's target from the data. Those that need no gradient (a batch of images,
+    the targets) have no node of their own, so the call keeps them for drawings until a backward
+    pass releases its nodes; the others it holds weakly, as they are kept by the graph where a VJP
+    needs them. `parent` is the enclosing call (cross_entropy for the log_softmax it calls) or None.
     """
 
     __slots__ = ("name", "parent", "args", "_inputs", "_released")
@@ -35,20 +36,25 @@ class Scope:
     def __init__(self, name: str, signature: _KeyArguments, args: tuple, kwargs: dict, parent: Scope | None) -> None:
         self.name, self.parent = name, parent
         self.args = signature.shown(args, kwargs)
-        self._inputs = [weakref.ref(a) if a.requires_grad else a
-                        for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        self._inputs = [(name, weakref.ref(a) if a.requires_grad else a)
+                        for name, a in signature.named(args, kwargs) if isinstance(a, Tensor)]
         self._released = False
 
     @property
+    def named_inputs(self) -> tuple[tuple[str, Tensor], ...]:
+        """(parameter name, Tensor) for each Tensor argument still alive: `(("input", x), ("target", y))`."""
+        held = ((name, t() if isinstance(t, weakref.ref) else t) for name, t in self._inputs)
+        return tuple((name, t) for name, t in held if t is not None)
+
+    @property
     def inputs(self) -> tuple[Tensor, ...]:
-        held = (t() if isinstance(t, weakref.ref) else t for t in self._inputs)
-        return tuple(t for t in held if t is not None)
+        return tuple(t for _, t in self.named_inputs)
 
     def release(self) -> None:
         """After a backward pass: hold every input weakly (called by the nodes made in this call)."""
         if self._released:
             return
-        self._inputs = [t if isinstance(t, weakref.ref) else weakref.ref(t) for t in self._inputs]
+        self._inputs = [(name, t if isinstance(t, weakref.ref) else weakref.ref(t)) for name, t in self._inputs]
         self._released = True
         if self.parent is not None:
             self.parent.release()
@@ -86,6 +92,9 @@ class _KeyArguments:
     def __init__(self, fn: Callable, name: str, keys: Sequence[str], extra_keys: Sequence[str]) -> None:
         params = list(inspect.signature(fn).parameters.values())
         self.position = {p.name: (i, p.default) for i, p in enumerate(params)}
+        # the name of each positional argument; those past the named ones go to *args, if any
+        self.positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        self.rest = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), "args")
         for key in (*keys, *extra_keys):
             if key not in self.position:
                 raise TypeError(f"composite {name!r}: {fn.__name__}() has no argument {key!r}")
@@ -95,6 +104,11 @@ class _KeyArguments:
         i, default = self.position[key]
         return kwargs[key] if key in kwargs else args[i] if i < len(args) else default
 
+    def named(self, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+        """Each argument of a call with the name of its parameter."""
+        names = self.positional + [self.rest] * (len(args) - len(self.positional))
+        return [*zip(names, args), *kwargs.items()]
+
     def shown(self, args: tuple, kwargs: dict) -> dict[str, Any]:
         shown = {key: self.value(key, args, kwargs) for key in self.keys}
         for key in self.extra_keys:
@@ -102,8 +116,6 @@ class _KeyArguments:
             if compact(value) != compact(self.position[key][1]):
                 shown[key] = value
         return shown
-
-
 
 
 def composite(name: str, keys: Sequence[str] = (), extra_keys: Sequence[str] = ()) -> Callable:

@@ -6,18 +6,20 @@
     render(dot, "graph.svg")               # .svg/.png/.pdf need Graphviz's `dot` program
 
 Data flows down the page: inputs and parameters at the top, the loss at the bottom.
-Legend (`STYLES`):
+Legend (`STYLES`; the figure shows the kinds it uses in a frame of its own unless legend=False):
 
     input      yellow rounded box  a leaf that is not a parameter (data, or a tensor made with requires_grad)
+    target     purple note         a leaf given to a loss as its `target` argument (the class labels)
     parameter  blue box            a leaf named by `params` ('conv1.weight')
+    constant   white rounded box   a tensor a composite op made for itself (a one-hot target), collapse=False
     op         grey ellipse        a primitive op (Add, MatMul, Conv2d): its arguments and output shape
     nn_op      green ellipse       a composite op as one node ('conv2d stride=1 padding=2'), collapse=True
     output     red octagon         a tensor given to draw_graph (the loss)
-    cluster    green dashed frame  the primitives of one composite call, collapse=False
+    frame      green dashed frame  the primitives of one composite call, collapse=False
     red border                     with show_grads: a gradient that is all zero or not finite
 
 Python numbers lifted to 0-d tensors are left out, and so, with collapse=True, are the
-constants a composite op makes for itself (a one-hot target, say).
+constants a composite op makes for itself.
 """
 from __future__ import annotations
 
@@ -36,13 +38,30 @@ from .tensor import Tensor
 
 STYLES: dict[str, dict[str, str]] = {
     "input": {"shape": "box", "style": "filled,rounded", "fillcolor": "#fff2cc"},
+    "target": {"shape": "note", "style": "filled", "fillcolor": "#e4d7f5"},
     "parameter": {"shape": "box", "style": "filled", "fillcolor": "#cfe2f3"},
+    "constant": {"shape": "box", "style": "filled,rounded", "fillcolor": "#ffffff"},
     "op": {"shape": "ellipse", "style": "filled", "fillcolor": "#eeeeee"},
     "nn_op": {"shape": "ellipse", "style": "filled", "fillcolor": "#d9ead3"},
     "output": {"shape": "octagon", "style": "filled", "fillcolor": "#f4cccc"},
 }
 CLUSTER_STYLE = {"style": "dashed,rounded", "color": "#6aa84f", "fontcolor": "#38761d"}
 WARNING_STYLE = {"color": "#cc0000", "penwidth": "2"}
+# the legend's entries: (title, meaning, style) for each node kind, then the frame and the red border
+LEGEND: dict[str, tuple[str, str, dict[str, str]]] = {
+    "input": ("input", "data, or another leaf", STYLES["input"]),
+    "target": ("target", "a loss's target (labels)", STYLES["target"]),
+    "parameter": ("parameter", "a leaf named by params", STYLES["parameter"]),
+    "constant": ("constant", "made inside a composite op", STYLES["constant"]),
+    "op": ("op", "a primitive op", STYLES["op"]),
+    "nn_op": ("nn op", "one call of a composite op", STYLES["nn_op"]),
+    "output": ("output", "a tensor drawn (the loss)", STYLES["output"]),
+    "frame": ("frame", "the primitives of one call", {"shape": "box", **CLUSTER_STYLE}),
+    "warning": ("red border", "gradient all 0, NaN or Inf", {"shape": "box", "style": "rounded", **WARNING_STYLE}),
+}
+# PyTorch's losses call what the prediction is compared with `target`: a leaf given as this argument to a
+# composite op (cross_entropy, nll_loss, mse_loss...) is drawn as a target, not as an input
+TARGET_ARGUMENT = "target"
 RANKDIRS = ("TB", "LR", "BT", "RL")
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None, ".gv": None}
 
@@ -57,7 +76,7 @@ def graph_template(name: str, rankdir: str) -> graphviz.Digraph:
 
 
 def draw_graph(*roots: Tensor, params: Any = None, show_shapes: bool = True, show_grads: bool = False,
-               collapse: bool = True, rankdir: str = "TB") -> graphviz.Digraph:
+               collapse: bool = True, rankdir: str = "TB", legend: bool = True) -> graphviz.Digraph:
     """The graph that computed `roots`, as a graphviz Digraph.
 
     Args:
@@ -69,6 +88,8 @@ def draw_graph(*roots: Tensor, params: Any = None, show_shapes: bool = True, sho
         collapse: one node per composite op (conv2d, cross_entropy...); False draws the
             primitives of each call inside a frame (a `cluster_` subgraph).
         rankdir: 'TB' (top to bottom), 'LR', 'BT' or 'RL'.
+        legend: add a frame `cluster_legend` with one sample node for each kind of node drawn
+            (nodes `legend_<kind>`, styled as the kind), the frame and the red border if any.
     """
     if not roots:
         raise ValueError("draw_graph: give at least one Tensor to draw the graph of")
@@ -78,13 +99,14 @@ def draw_graph(*roots: Tensor, params: Any = None, show_shapes: bool = True, sho
         if root.grad_fn is None:
             raise RuntimeError(f"draw_graph: root {i} (shape {root.shape}) has no graph (it is a leaf, grad_fn is "
                                "None); draw a tensor computed from tensors that require grad, outside no_grad")
-    for option, value in (("show_shapes", show_shapes), ("show_grads", show_grads), ("collapse", collapse)):
+    for option, value in (("show_shapes", show_shapes), ("show_grads", show_grads), ("collapse", collapse),
+                          ("legend", legend)):
         if not isinstance(value, bool):
             raise TypeError(f"draw_graph: {option} must be True or False, got {value!r}")
     graph = graph_template("graph", rankdir)
     drawing = _Drawing(parameter_names(params, "draw_graph"), show_shapes, show_grads, collapse)
     drawing.collect(roots)
-    drawing.emit(graph)
+    drawing.emit(graph, legend)
     return graph
 
 
@@ -144,7 +166,8 @@ class _Drawing:
         self.names, self.show_shapes, self.show_grads, self.collapse = names, show_shapes, show_grads, collapse
         self.nodes: dict[int, _Node] = {}
         self.edges: dict[tuple[str, str], dict[str, str]] = {}  # ordered, without repeats, with attributes
-        self.calls: dict[int, Scope] = {}  # the outermost composite calls met
+        self.scopes: dict[int, Scope] = {}  # the composite calls met, nested ones too
+        self.targets: dict[int, Tensor] = {}  # tensors given to a composite call as its `target`
         self.frame_inputs: list[tuple[_Node, Scope]] = []  # data going into a call's frame (collapse=False)
 
     def node(self, obj: Any, kind: str, cluster: Scope | None = None) -> _Node:
@@ -155,17 +178,25 @@ class _Drawing:
 
     def op_node(self, ctx: Context) -> _Node:
         """The node drawing ctx: its outermost composite call when collapsing, else its own."""
-        if ctx.scope is not None and id(ctx.scope.outermost) not in self.calls:
-            self.call_met(ctx.scope.outermost)
+        if ctx.scope is not None:
+            self.scope_met(ctx.scope)
         if self.collapse and ctx.scope is not None:
             return self.node(ctx.scope.outermost, "nn_op")
         return self.node(ctx, "op", None if self.collapse else ctx.scope)
 
+    def scope_met(self, scope: Scope | None) -> None:
+        """Note the targets given to scope and its enclosing calls, and the data of the outermost one."""
+        while scope is not None and id(scope) not in self.scopes:
+            self.scopes[id(scope)] = scope
+            self.targets.update((id(x), x) for name, x in scope.named_inputs if name == TARGET_ARGUMENT)
+            if scope.parent is None:
+                self.call_met(scope)
+            scope = scope.parent
+
     def call_met(self, call: Scope) -> None:
         """Data a composite op was called with (the images given to conv2d, say) has no node of its
         own in the graph when it needs no gradient: only the call's recorded ops are there. Draw it
-        as an input of the call: of its node, or of its frame (an edge ending at the frame's border)."""
-        self.calls[id(call)] = call
+        as an input of the call: of its node, or of an op in its frame (see `frame_input_edges`)."""
         node = self.node(call, "nn_op") if self.collapse else None
         for x in call.inputs:
             if x.grad_fn is None and not x.requires_grad and x.ndim > 0 and id(x) not in self.names:
@@ -212,6 +243,9 @@ class _Drawing:
             out = self.node(root, "output")
             out.tensors = [root]
             self.edges[(src.name, out.name)] = {}
+        for node in self.nodes.values():  # a leaf may be drawn before the call that names it a target is met
+            if node.kind == "input" and id(node.obj) in self.targets:
+                node.kind = "target"
 
     def shows_leaf(self, x: Tensor, consumer: Context) -> bool:
         """Parameters, inputs and data are drawn; 0-d constants (lifted Python numbers) are not,
@@ -225,34 +259,56 @@ class _Drawing:
         return True
 
     def leaf_node(self, x: Tensor, consumer: Context) -> _Node:
-        kind = "parameter" if id(x) in self.names else "input"
-        # a constant made inside a composite call is drawn inside its frame
+        # a tensor made inside a composite call (not given to it) is drawn inside its frame
         inside = consumer.scope is not None and not any(x is y for y in consumer.scope.outermost.inputs)
-        node = self.node(x, kind, consumer.scope if inside and not self.collapse else None)
+        cluster = consumer.scope if inside and not self.collapse else None
+        kind = "parameter" if id(x) in self.names else "input" if cluster is None else "constant"
+        node = self.node(x, kind, cluster)
         node.tensors = [x]
         return node
 
     # ------------------------------------------------------------ emitting DOT
 
-    def emit(self, graph: graphviz.Digraph) -> None:
+    def emit(self, graph: graphviz.Digraph, legend: bool) -> None:
         clusters = self.clusters()
+        warned = False
         for node in self.nodes.values():
-            target = graph if node.cluster is None else clusters[id(node.cluster)][1]
+            frame = graph if node.cluster is None else clusters[id(node.cluster)][1]
             attrs = dict(STYLES[node.kind])
             if self.show_grads and any(_bad_grad(t) for t in node.tensors):
                 attrs.update(WARNING_STYLE)
-            target.node(node.name, "\\n".join(self.label(node)), **attrs)
-        for leaf, call in self.frame_inputs:
-            members = [n.name for n in self.nodes.values() if n.cluster is not None and n.cluster.outermost is call]
-            if not any((leaf.name, m) in self.edges for m in members):  # not already drawn into an op inside
-                self.edges[(leaf.name, members[0])] = {"lhead": clusters[id(call)][1].name}
-        if self.frame_inputs:
+                warned = True
+            frame.node(node.name, "\\n".join(self.label(node)), **attrs)
+        if self.frame_input_edges(clusters):
             graph.attr(compound="true")  # lets an edge end at a frame's border
         # inner frames go into their parents first, so attach the deepest ones first
         for scope, sub in sorted(clusters.values(), key=lambda c: -_depth(c[0])):
             (graph if scope.parent is None else clusters[id(scope.parent)][1]).subgraph(sub)
         for (src, dst), attrs in self.edges.items():
             graph.edge(src, dst, **attrs)
+        if legend:
+            used = {node.kind for node in self.nodes.values()}
+            used |= {extra for extra, drawn in (("frame", clusters), ("warning", warned)) if drawn}
+            graph.subgraph(_legend([kind for kind in LEGEND if kind in used]))
+
+    def frame_input_edges(self, clusters: dict[int, tuple[Scope, graphviz.Digraph]]) -> bool:
+        """Edges for the data given to a call drawn as a frame, where no op inside takes it itself:
+        nll_loss turns class targets into a one-hot constant, so the targets point at the constants
+        made in the calls that were given them. Data that no constant comes from either (BatchNorm's
+        running statistics while training, which it only updates) points at the frame's border;
+        returns whether any edge does."""
+        border = False
+        for leaf, call in self.frame_inputs:
+            inside = [n for n in self.nodes.values() if n.cluster is not None and n.cluster.outermost is call]
+            if any((leaf.name, n.name) in self.edges for n in inside):
+                continue
+            made = [n for n in inside if n.kind == "constant" and any(leaf.obj is y for y in n.cluster.inputs)]
+            for n in made:
+                self.edges[(leaf.name, n.name)] = {}
+            if not made:
+                self.edges[(leaf.name, inside[0].name)] = {"lhead": clusters[id(call)][1].name}
+                border = True
+        return border
 
     def clusters(self) -> dict[int, tuple[Scope, graphviz.Digraph]]:
         """A `cluster_k` subgraph for every composite call holding a node, and for its enclosing calls."""
@@ -267,9 +323,9 @@ class _Drawing:
 
     def label(self, node: _Node) -> list[str]:
         lines = []
-        if node.kind in ("parameter", "input", "output"):
+        if node.kind in ("parameter", "input", "target", "constant", "output"):
             t = node.tensors[0]
-            title = self.names[id(t)][0] if node.kind == "parameter" else "constant" if node.cluster else node.kind
+            title = self.names[id(t)][0] if node.kind == "parameter" else node.kind
             lines.append(title + (f"\\n{tuple(t.shape)} {t.dtype}" if self.show_shapes else ""))
         elif node.kind == "nn_op":
             lines.append(node.obj.label)
@@ -280,6 +336,17 @@ class _Drawing:
         if self.show_grads:
             lines.extend(_grad_line(t) for t in node.tensors if t.grad is not None or node.kind == "parameter")
         return lines
+
+
+def _legend(kinds: Sequence[str]) -> graphviz.Digraph:
+    """The legend's frame: a sample node per kind, `title` over `meaning`, stacked by invisible edges."""
+    legend = graphviz.Digraph("cluster_legend", graph_attr={"label": "legend", "style": "rounded", "color": "#999999"})
+    for kind in kinds:
+        title, meaning, style = LEGEND[kind]
+        legend.node(f"legend_{kind}", f"{title}\\n{meaning}", **style)
+    for above, below in zip(kinds, kinds[1:]):
+        legend.edge(f"legend_{above}", f"legend_{below}", style="invis")
+    return legend
 
 
 def _depth(scope: Scope) -> int:
