@@ -1,6 +1,8 @@
 """The tinygrad-cnn command on a tiny IDX dataset: what train leaves behind (metrics, checkpoint,
-plots, graph), evaluate agreeing with it, resume continuing bit for bit, and every kind of mistake
-ending in argparse's usage message or one `error:` line."""
+plots, graph, together in the run's directory), evaluate agreeing with it on the data the checkpoint
+records, resume continuing bit for bit (and with more epochs, the lr never jumping up), runs kept apart,
+outputs checked before training, Ctrl-C, and every kind of mistake ending in argparse's usage message
+or one `error:` line."""
 import contextlib
 import io
 import json
@@ -22,7 +24,8 @@ from tinygrad_cnn.models import LeNet5
 from tinygrad_cnn.plots import conv_feature_maps
 from tinygrad_cnn.tensor import Tensor
 
-METRIC_KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second"}
+METRIC_KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second",
+               "lr"}
 PLOTS = ["loss_curves.png", "accuracy_curves.png", "conv1_filters.png", "feature_maps_conv1.png",
          "feature_maps_conv2.png", "confusion_matrix.png"]
 
@@ -56,7 +59,8 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data_dir):
-    """`tinygrad-cnn train` for 1 epoch with the default outputs, run in an empty directory."""
+    """`tinygrad-cnn train` for 1 epoch with the default outputs, run in an empty directory: the run's
+    directory (out/lenet5-<data directory's name>), stdout and stderr."""
     workdir = tmp_path_factory.mktemp("run")
     cwd = os.getcwd()
     os.chdir(workdir)
@@ -65,7 +69,8 @@ def trained(tmp_path_factory, data_dir):
     finally:
         os.chdir(cwd)
     assert code == 0, err
-    return workdir / "out", out, err
+    assert [p.name for p in (workdir / "out").iterdir()] == [f"lenet5-{data_dir.name}"]
+    return workdir / "out" / f"lenet5-{data_dir.name}", out, err
 
 
 @pytest.fixture
@@ -81,7 +86,7 @@ def test_train_writes_metrics(trained):
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert list(metrics) == ["epochs"] and len(metrics["epochs"]) == 1
     epoch = metrics["epochs"][0]
-    assert set(epoch) == METRIC_KEYS and epoch["epoch"] == 1
+    assert set(epoch) == METRIC_KEYS and epoch["epoch"] == 1 and epoch["lr"] == 2e-3
     for key in ("train_accuracy", "test_accuracy"):
         assert 0 <= epoch[key] <= 1
     assert epoch["test_accuracy"] * 32 == round(epoch["test_accuracy"] * 32)  # a fraction of the 32 test images
@@ -91,9 +96,20 @@ def test_train_writes_metrics(trained):
     assert any(line.startswith("epoch   1  train loss") for line in lines)
 
 
-def test_train_writes_checkpoint(trained):
+def test_train_says_where_everything_went(trained):
+    out_dir, stdout, _ = trained
+    run_dir = f"out/{out_dir.name}/"
+    assert f"writing {run_dir}: checkpoint.npz (after every epoch), metrics.json (after every epoch), graph." in stdout
+    wrote = next(line for line in stdout.splitlines() if line.startswith("wrote "))
+    assert wrote.startswith(f"wrote {run_dir}: checkpoint.npz, metrics.json, graph.")
+    for name in ("checkpoint.npz", "metrics.json"):
+        assert (out_dir / name).is_file()
+
+
+def test_train_writes_checkpoint(trained, data_dir):
     out_dir, _, _ = trained
-    state = load_checkpoint(out_dir / "lenet5.npz")
+    state = load_checkpoint(out_dir / "checkpoint.npz")
+    assert state["data"] == {"path": str(data_dir), "classes": list("0123456789")}
     assert state["model_name"] == "LeNet5" and state["epoch"] == 1
     assert state["model"]["conv1.weight"].shape == (6, 1, 5, 5) and state["model"]["fc3.bias"].shape == (10,)
     assert sorted(state["optimizer"]["state"]) == list(range(10))
@@ -106,8 +122,9 @@ def test_train_writes_checkpoint(trained):
 
 def test_evaluate_reproduces_the_final_test_accuracy(trained, data_dir):
     out_dir, train_stdout, _ = trained
-    code, stdout, err = run_cli("evaluate", "--checkpoint", str(out_dir / "lenet5.npz"), "--data", str(data_dir))
+    code, stdout, err = run_cli("evaluate", "--checkpoint", str(out_dir / "checkpoint.npz"))  # on its data
     assert code == 0, err
+    assert f"on {data_dir} (the checkpoint's training data): 32 test images" in stdout and "warning" not in err
     accuracy = json.loads((out_dir / "metrics.json").read_text())["epochs"][-1]["test_accuracy"]
     assert stdout.strip().splitlines()[-1] == train_stdout.strip().splitlines()[-1]
     assert f"test accuracy {accuracy:.4f}" in stdout
@@ -138,7 +155,7 @@ def test_train_writes_graph(trained):
     if shutil.which("dot") is None:
         pytest.skip("Graphviz's dot program is not installed")
     out_dir, _, _ = trained
-    svg = (out_dir / "lenet5-graph.svg").read_text()
+    svg = (out_dir / "graph.svg").read_text()
     assert "<svg" in svg and "conv1.weight" in svg and "fc3.bias" in svg
 
 
@@ -149,8 +166,8 @@ def test_without_dot_the_default_graph_is_dot_text(in_tmp, data_dir, monkeypatch
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code, _, err = run_cli("train", "--data", str(data_dir), "--epochs", "1", "--batch-size", "32")
     assert code == 0, err
-    assert "writing out/lenet5-graph.gv instead" in err
-    source = (in_tmp / "out" / "lenet5-graph.gv").read_text()
+    assert f"writing out/lenet5-{data_dir.name}/graph.gv instead" in err
+    source = (in_tmp / "out" / f"lenet5-{data_dir.name}" / "graph.gv").read_text()
     assert source.startswith("digraph") and "conv1.weight" in source and "cross_entropy" in source
     code, _, err = run_cli("train", "--data", str(data_dir), "--epochs", "1", "--graph", "g.svg")
     assert code == 1 and "error: rendering the graph needs Graphviz's `dot` program" in err
@@ -158,35 +175,65 @@ def test_without_dot_the_default_graph_is_dot_text(in_tmp, data_dir, monkeypatch
 
 # ================================================================ resume
 
+def interrupt_epoch(monkeypatch, n: int) -> None:
+    """Ctrl-C during the n-th epoch that train runs from now on."""
+    import tinygrad_cnn.cli as cli
+    real, calls = cli.TrainingRun.run_epoch, []
+
+    def run_epoch(self, *args):
+        calls.append(None)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(self, *args)
+    monkeypatch.setattr(cli.TrainingRun, "run_epoch", run_epoch)
+
+
 def test_resume_continues_exactly(in_tmp, data_dir, monkeypatch):
-    """1 epoch, then --resume to 2 epochs, gives the checkpoint that 2 epochs straight give."""
+    """2 epochs straight, and 2 epochs interrupted by Ctrl-C in the second and resumed: the same checkpoint."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # no plots: faster, and tests the note
-    common = ["--data", str(data_dir), "--batch-size", "16", "--lr", "0.003"]
-    code, _, err = run_cli("train", *common, "--epochs", "2", "--checkpoint", "a.npz", "--metrics", "a.json",
-                           "--graph", "a.dot")
+    common = ["--data", str(data_dir), "--batch-size", "16", "--lr", "0.003", "--epochs", "2"]
+    code, _, err = run_cli("train", *common, "--checkpoint", "a.npz", "--metrics", "a.json", "--graph", "a.dot")
     assert code == 0, err
     assert "note: plots need matplotlib, which is not installed" in err and "; skipping it" in err
-    code, _, err = run_cli("train", *common, "--epochs", "1", "--checkpoint", "b.npz", "--metrics", "b.json",
-                           "--graph", "b.dot")
+    with monkeypatch.context() as m:
+        interrupt_epoch(m, 2)
+        code, _, err = run_cli("train", *common, "--out", "b")
+    assert code == 130 and err.strip().splitlines()[-1] == \
+        "interrupted during epoch 2: --resume continues after epoch 1, saved in b/checkpoint.npz"
+    # the hyperparameters and data not given again come from the checkpoint
+    code, out, err = run_cli("train", "--resume", "--out", "b")
     assert code == 0, err
-    # the hyperparameters not given again come from the checkpoint
-    code, out, err = run_cli("train", "--data", str(data_dir), "--epochs", "2", "--resume", "--checkpoint", "b.npz",
-                             "--metrics", "b.json", "--graph", "b.dot")
-    assert code == 0, err
-    assert "resuming b.npz after epoch 1" in out
+    assert "resuming b/checkpoint.npz after epoch 1 of 2" in out
 
-    straight, resumed = load_checkpoint("a.npz"), load_checkpoint("b.npz")
+    straight, resumed = load_checkpoint("a.npz"), load_checkpoint("b/checkpoint.npz")
     assert straight["epoch"] == resumed["epoch"] == 2
     for name, weight in straight["model"].items():
         np.testing.assert_array_equal(weight, resumed["model"][name], err_msg=name)
     for i, state in straight["optimizer"]["state"].items():
         np.testing.assert_array_equal(state["exp_avg"], resumed["optimizer"]["state"][i]["exp_avg"])
     assert straight["rng"] == resumed["rng"] and straight["loader"] == resumed["loader"]
-    a, b = (json.loads(Path(f).read_text())["epochs"] for f in ("a.json", "b.json"))
-    assert [(m["train_loss"], m["test_accuracy"]) for m in a] == [(m["train_loss"], m["test_accuracy"]) for m in b]
+    a, b = (json.loads(Path(f).read_text())["epochs"] for f in ("a.json", "b/metrics.json"))
+    assert [(m["train_loss"], m["test_accuracy"], m["lr"]) for m in a] == \
+           [(m["train_loss"], m["test_accuracy"], m["lr"]) for m in b]
 
-    code, _, err = run_cli("train", "--data", str(data_dir), "--resume", "--checkpoint", "b.npz", "--lr", "0.1")
+    code, _, err = run_cli("train", "--resume", "--out", "b", "--lr", "0.1")
     assert code == 1 and err.startswith("error: --resume continues the checkpoint's run, but --lr 0.1")
+
+
+def test_resuming_a_finished_run_with_more_epochs_never_raises_the_lr(in_tmp, data_dir, monkeypatch):
+    """lr 0.004 over 2 epochs: 0.004, then 0.004 * (1 + cos(pi/2)) / 2 = 0.002. Two more epochs go along a new
+    cosine from that last lr, 0.002: 0.002 * (1 + cos(0)) / 2 = 0.002 and 0.002 * (1 + cos(pi/2)) / 2 = 0.001."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = run_cli("train", "--data", str(data_dir), "--batch-size", "32", "--lr", "0.004", "--epochs", "2",
+                           "--graph", "g.dot")
+    assert code == 0, err
+    code, out, err = run_cli("train", "--data", str(data_dir), "--resume", "--epochs", "4", "--graph", "g.dot")
+    assert code == 0, err
+    run_dir = in_tmp / "out" / f"lenet5-{data_dir.name}"
+    assert "after epoch 2 of 2, now of 4: the lr goes from the last epoch's, 0.002, along a new cosine to 0" in out
+    lrs = [m["lr"] for m in json.loads((run_dir / "metrics.json").read_text())["epochs"]]
+    np.testing.assert_allclose(lrs, [0.004, 0.002, 0.002, 0.001], rtol=1e-12)
+    assert load_checkpoint(run_dir / "checkpoint.npz")["config"]["epochs"] == 4
 
 
 # ================================================================ mistakes
@@ -204,7 +251,7 @@ def test_resume_continues_exactly(in_tmp, data_dir, monkeypatch):
     ["train", "--momentum", "0.5"],  # Adam has no momentum option
     ["train", "--graph", "graph.jpg"],
     ["train", "--unknown"],
-    ["evaluate"],  # --checkpoint is required
+    ["evaluate", "--checkpoint"],  # without its path
 ])
 def test_bad_arguments_give_the_usage_message(in_tmp, argv):
     code, _, err = run_cli(*argv)
@@ -234,11 +281,12 @@ def garbage_checkpoint(directory: Path) -> list[str]:
     (lambda d: ["train", "--data", str(d)], "no training images file in"),
     (corrupt_idx, "train-images-idx3-ubyte: truncated data"),
     (lambda d: ["evaluate", "--checkpoint", str(d / "none.npz")], "no checkpoint at .*none.npz"),
-    (lambda d: ["train", "--resume"], "no checkpoint at out/lenet5.npz"),
+    (lambda d: ["train", "--resume"], "no checkpoint at out/lenet5/checkpoint.npz; train writes it"),
+    (lambda d: ["evaluate"], "no checkpoint at out/lenet5/checkpoint.npz; train writes it"),
     (garbage_checkpoint, "junk.npz: not a checkpoint: not an .npz"),
     (other_model_checkpoint, "other.npz: the checkpoint holds a 'ResNet' model, not LeNet5"),
 ], ids=["missing data dir", "empty data dir", "corrupt idx", "missing checkpoint", "resume without checkpoint",
-        "corrupt checkpoint", "other model"])
+        "evaluate without checkpoint", "corrupt checkpoint", "other model"])
 def test_runtime_problems_give_one_error_line(in_tmp, make_argv, message):
     assert_one_error_line(*run_cli(*make_argv(in_tmp)), message)
 
@@ -255,6 +303,127 @@ def assert_one_error_line(code: int, stdout: str, stderr: str, message: str) -> 
     lines = [line for line in stderr.strip().splitlines() if not line.startswith("note: ")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
     assert re.search(message, lines[0]), lines[0]
+
+
+# ================================================================ runs kept apart, data remembered
+
+def test_a_run_never_silently_replaces_another(in_tmp, data_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    first = ["train", "--data", str(data_dir), "--epochs", "1", "--batch-size", "32", "--graph", "g.dot"]
+    assert run_cli(*first)[0] == 0
+    checkpoint = in_tmp / "out" / f"lenet5-{data_dir.name}" / "checkpoint.npz"
+    before = checkpoint.read_bytes()
+    code, out, err = run_cli(*first, "--lr", "0.01")  # other hyperparameters, the same place
+    assert_one_error_line(code, out, err, rf"out/lenet5-{data_dir.name}/checkpoint.npz holds another run \(LeNet-5, "
+                                          r"adam, lr 0.002 .* 1 epochs done, test accuracy .*\); this one, .* would "
+                                          r"replace it: give this run another place with --out DIR, continue that "
+                                          r"one with --resume, or replace it with --force")
+    assert "epoch   1" not in out and checkpoint.read_bytes() == before
+    code, _, err = run_cli(*first, "--lr", "0.01", "--out", "out/other")
+    assert code == 0, err
+    assert load_checkpoint("out/other/checkpoint.npz")["config"]["lr"] == 0.01 and checkpoint.read_bytes() == before
+    code, _, err = run_cli(*first)  # the same run again replaces it
+    assert code == 0 and "note: replacing" in err and "a run with the same model, settings and data" in err
+    code, _, err = run_cli(*first, "--lr", "0.01", "--force")
+    assert code == 0, err
+    assert load_checkpoint(checkpoint)["config"]["lr"] == 0.01
+
+
+def test_evaluate_uses_and_checks_the_checkpoints_data(trained, data_dir, tmp_path):
+    out_dir, train_stdout, _ = trained
+    checkpoint = str(out_dir / "checkpoint.npz")
+    other = write_digits(tmp_path / "other", train=64, test=32)  # other images: the digits in negative
+    for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
+        (other / name).write_bytes((other / name).read_bytes()[:16] + bytes(255 - b for b in
+                                                                             (other / name).read_bytes()[16:]))
+    code, stdout, err = run_cli("evaluate", "--checkpoint", checkpoint, "--data", str(other))
+    assert code == 0, err
+    assert f"on {other} (given by --data): 32 test images" in stdout
+    (warning,) = [line for line in err.splitlines() if "warning" in line]  # the rest is progress bars
+    assert warning.startswith(f"warning: {checkpoint} was trained on other images than the training split of {other}")
+    assert warning.endswith(f"a task it was not trained for; it was trained on {data_dir}")
+
+    moved = tmp_path / "moved.npz"
+    state = load_checkpoint(checkpoint)
+    save_checkpoint(moved, {**state, "data": {**state["data"], "path": str(tmp_path / "gone")}})
+    assert_one_error_line(*run_cli("evaluate", "--checkpoint", str(moved)),
+                          r"moved.npz was trained on .*gone, which is not there any more: give its new place, or "
+                          r"other data, with --data DIR")
+    old = tmp_path / "old.npz"  # a checkpoint of an older version, which does not record its data
+    save_checkpoint(old, {k: v for k, v in state.items() if k != "data"})
+    code, stdout, err = run_cli("evaluate", "--checkpoint", str(old))
+    assert code == 0 and "on the embedded digits (the checkpoint does not record its data" in stdout
+    assert "warning: " in err and "trained on other images than the training split of the embedded digits" in err
+    code, stdout, err = run_cli("evaluate", "--checkpoint", str(old), "--data", str(data_dir))
+    assert code == 0 and "warning" not in err
+    assert stdout.strip().splitlines()[-1] == train_stdout.strip().splitlines()[-1]
+
+
+def test_evaluate_defaults_to_the_checkpoint_train_writes(trained, data_dir, monkeypatch):
+    out_dir, train_stdout, _ = trained
+    monkeypatch.chdir(out_dir.parent.parent)
+    code, stdout, err = run_cli("evaluate", "--data", str(data_dir))
+    assert code == 0, err
+    assert stdout.startswith(f"LeNet-5 of out/{out_dir.name}/checkpoint.npz (epoch 1) on {data_dir}")
+    assert_one_error_line(*run_cli("evaluate"), rf"no checkpoint at out/lenet5/checkpoint.npz; out/ has "
+                                                rf"out/{out_dir.name}/checkpoint.npz: choose one with --checkpoint")
+
+
+def test_the_plots_get_the_datas_class_names(tmp_path, monkeypatch):
+    import tinygrad_cnn.cli as cli
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr(cli, "save_plots", lambda *args, **kwargs: calls.append(kwargs["class_names"]))
+    fashion = write_digits(tmp_path / "Fashion-MNIST", train=32, test=16)
+    code, _, err = run_cli("train", "--data", str(fashion), "--epochs", "1", "--batch-size", "32", "--graph", "g.dot")
+    assert code == 0, err
+    assert calls == [("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot")]
+    assert load_checkpoint("out/lenet5-Fashion-MNIST/checkpoint.npz")["data"]["classes"][9] == "Ankle boot"
+
+
+# ================================================================ outputs checked first, Ctrl-C
+
+@pytest.mark.parametrize("option, make_bad", [
+    ("--checkpoint", lambda d: d / "a-file" / "run.npz"),
+    ("--metrics", lambda d: d / "a-directory"),
+    ("--plots", lambda d: d / "a-file"),
+    ("--graph", lambda d: d / "a-file" / "graph.dot"),
+    ("--out", lambda d: d / "a-file"),
+])
+def test_unwritable_outputs_are_found_before_training(in_tmp, data_dir, option, make_bad):
+    if option == "--plots":
+        pytest.importorskip("matplotlib")
+    (in_tmp / "a-file").write_text("in the way")
+    (in_tmp / "a-directory").mkdir()
+    bad = make_bad(in_tmp)
+    code, stdout, stderr = run_cli("train", "--data", str(data_dir), "--epochs", "1", "--batch-size", "32", option,
+                                   str(bad))
+    reason = "it is a directory; give the path of a file" if option == "--metrics" else \
+        f"{in_tmp / 'a-file'} is a file, not a directory"
+    assert_one_error_line(code, stdout, stderr, rf"cannot write {bad}.*: {re.escape(reason)}$")
+    assert "epoch" not in stdout and ".tmp" not in stderr
+
+
+def test_ctrl_c_while_the_plots_are_drawn_is_one_line(in_tmp, data_dir, monkeypatch):
+    import tinygrad_cnn.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "save_plots", interrupted)
+    monkeypatch.setattr(cli, "_plots_problem", lambda path: None)  # as if matplotlib were installed
+    code, _, err = run_cli("train", "--data", str(data_dir), "--epochs", "1", "--batch-size", "32", "--graph", "g.dot")
+    assert code == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"interrupted while drawing the plots: the checkpoint and metrics are "
+                                           f"saved; the plots in out/lenet5-{data_dir.name}/plots may be incomplete "
+                                           f"(--resume draws them again)")
+    assert load_checkpoint(f"out/lenet5-{data_dir.name}/checkpoint.npz")["epoch"] == 1
+
+
+def test_graph_without_dot_names_its_own_option(in_tmp, monkeypatch):
+    import tinygrad_cnn.cli as cli
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    assert_one_error_line(*run_cli("graph"), r"needs Graphviz's `dot` program.*or give --output a .dot path")
 
 
 # ================================================================ entry points

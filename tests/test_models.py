@@ -249,7 +249,8 @@ def resnet_run(tmp_path_factory, cifar_dir):
         with pytest.MonkeyPatch.context() as mp:
             mp.setitem(sys.modules, "matplotlib", None)
             code, out, err = run_cli("train", "--model", "resnet20", "--data", str(cifar_dir), "--epochs", "1",
-                                     "--batch-size", "16", "--graph", "out/resnet20-graph.dot")
+                                     "--batch-size", "16", "--graph", "out/resnet20-graph.dot",
+                                     "--checkpoint", "out/resnet20.npz")
     finally:
         os.chdir(cwd)
     assert code == 0, err

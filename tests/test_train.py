@@ -3,6 +3,7 @@ epoch against the same steps in PyTorch, checkpoints round-tripped, damaged and 
 resumed run against a straight one, bit for bit."""
 import io
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -13,8 +14,8 @@ from tinygrad_cnn.data import write_idx
 from tinygrad_cnn.models import LeNet5
 from tinygrad_cnn.rng import get_generator
 from tinygrad_cnn.tensor import Tensor
-from tinygrad_cnn.train import (TrainConfig, TrainingRun, confusion_matrix, evaluate, input_statistics,
-                                load_model_state, load_split, to_inputs)
+from tinygrad_cnn.train import (FASHION_MNIST_CLASSES, DataSource, TrainConfig, TrainingRun, confusion_matrix, evaluate,
+                                input_statistics, load_model_state, load_split, to_inputs)
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +255,70 @@ def test_resuming_on_other_images_is_refused(digits, tmp_path):
     other = TrainingRun(TrainConfig(epochs=1), 255 - train_images, train_labels)
     with pytest.raises(CheckpointError, match="trained on other images"):
         other.load_state_dict(state)
+
+
+def test_resuming_with_more_epochs_continues_from_the_last_lr(digits, tmp_path):
+    """A finished 2-epoch run at lr 0.01 (epochs at 0.01 and 0.005) given 4 epochs: a new cosine from 0.005 over
+    the 2 epochs left (0.005, 0.0025). Interrupted after epoch 3 and resumed, the extended run continues exactly."""
+    train_images, train_labels, test_images, test_labels = digits
+    run = TrainingRun(TrainConfig(epochs=2, batch_size=64, lr=0.01), train_images, train_labels)
+    test_inputs = run.inputs(test_images)
+    for _ in range(2):
+        run.run_epoch(test_inputs, test_labels)
+    save_checkpoint(tmp_path / "finished.npz", run.state_dict())
+
+    def extended() -> TrainingRun:
+        longer = TrainingRun(TrainConfig(epochs=4, batch_size=64, lr=0.01), train_images, train_labels)
+        longer.load_state_dict(load_checkpoint(tmp_path / "finished.npz"))
+        return longer
+
+    straight = extended()
+    for _ in range(2):
+        straight.run_epoch(test_inputs, test_labels)
+    assert [m.lr for m in straight.history] == pytest.approx([0.01, 0.005, 0.005, 0.0025], rel=1e-12)
+    assert straight.optimizer.param_groups[0]["lr"] == pytest.approx(0, abs=1e-15)
+
+    first = extended()
+    first.run_epoch(test_inputs, test_labels)
+    save_checkpoint(tmp_path / "extended.npz", first.state_dict())
+    resumed = TrainingRun(TrainConfig(epochs=4, batch_size=64, lr=0.01), train_images, train_labels)
+    resumed.load_state_dict(load_checkpoint(tmp_path / "extended.npz"))
+    resumed.run_epoch(test_inputs, test_labels)
+    assert [m.lr for m in resumed.history] == [m.lr for m in straight.history]
+    for (name, p), q in zip(straight.model.named_parameters(), resumed.model.parameters()):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy(), err_msg=name)
+
+
+def test_old_metrics_without_lr_still_load(digits):
+    train_images, train_labels, test_images, test_labels = digits
+    run = TrainingRun(TrainConfig(epochs=1, batch_size=64), train_images, train_labels)
+    run.run_epoch(run.inputs(test_images), test_labels)
+    state = run.state_dict()
+    state["history"] = [{k: v for k, v in m.items() if k != "lr"} for m in state["history"]]
+    again = TrainingRun(TrainConfig(epochs=1, batch_size=64), train_images, train_labels)
+    again.load_state_dict(state)
+    assert again.history[0].lr is None and "lr" not in str(again.history[0])
+
+
+# ================================================================ data sources
+
+def test_data_source_names_the_classes(tmp_path):
+    assert DataSource.of(None) == DataSource(None, tuple("0123456789")) and str(DataSource.of(None)) == \
+        "the embedded digits"
+    for name, first in (("fashion-mnist", "T-shirt/top"), ("KMNIST", "o"), ("mnist", "0")):
+        (tmp_path / name).mkdir()
+        source = DataSource.of(tmp_path / name)
+        assert source.path == str(tmp_path / name) and source.classes[0] == first and source.name == name
+    assert DataSource.of(tmp_path / "fashion-mnist").classes == FASHION_MNIST_CLASSES
+    cifar = tmp_path / "cifar"
+    cifar.mkdir()
+    (cifar / "test_batch").write_bytes(b"")
+    assert DataSource.of(cifar).classes == tuple("0123456789")  # no batches.meta: numbers
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    (cifar / "batches.meta").write_bytes(pickle.dumps({b"label_names": names, b"num_vis": 3072}))
+    assert DataSource.of(cifar).classes == tuple(n.decode() for n in names)
+    source = DataSource.of(cifar)
+    assert DataSource.from_checkpoint({"data": source.state_dict()}) == source
+    assert DataSource.from_checkpoint({}) is None  # checkpoints of older versions
+    with pytest.raises(CheckpointError, match="data record is damaged"):
+        DataSource.from_checkpoint({"data": {"path": None}})

@@ -1,26 +1,30 @@
 """The `tinygrad-cnn` command (also `python -m tinygrad_cnn`): train LeNet-5 on digits (or VGG or ResNet-20
 on CIFAR-10), evaluate it, draw its graph.
 
-    tinygrad-cnn train                      # 20 epochs on the 4,000 embedded MNIST digits, offline
-    tinygrad-cnn train --data ~/mnist       # MNIST-style IDX files: train-images-idx3-ubyte, t10k-...
-    tinygrad-cnn train --resume             # continue the run in out/lenet5.npz where it stopped
-    tinygrad-cnn evaluate --checkpoint out/lenet5.npz
+    tinygrad-cnn train                      # 20 epochs on the 4,000 embedded MNIST digits, offline: out/lenet5/
+    tinygrad-cnn train --data ~/mnist       # MNIST-style IDX files (train-images-idx3-ubyte, ...): out/lenet5-mnist/
+    tinygrad-cnn train --resume --epochs 30 # continue the run in out/lenet5/
+    tinygrad-cnn evaluate                   # the model in out/lenet5/ on the data it was trained on
     tinygrad-cnn graph --expanded           # lenet5-graph.svg: every primitive op in its layer's frame
     tinygrad-cnn train --model resnet20 --data ~/cifar-10-batches-py   # CIFAR-10's python batch files
 
 `--model` (lenet5, vgg or resnet20; default lenet5, or with --resume and `evaluate` the checkpoint's) must
 fit the data: LeNet-5 takes 1x28x28 digits, VGG and ResNet-20 3x32x32 CIFAR-10 images.
 
-`train` writes into ./out/ unless told otherwise: the checkpoint (out/MODEL.npz, e.g. out/lenet5.npz) and
-the metrics (out/metrics.json) after every epoch, the graph of one forward pass and its loss
-(out/MODEL-graph.svg) before training, the plots (out/plots/) after it. When matplotlib or Graphviz's `dot` program is
-missing, the default plots are skipped and the graph is written as DOT text (out/MODEL-graph.gv), with
-a note; asked for by name, they are an error.
+A run's outputs stay together in one directory, `out/MODEL` for the embedded digits and `out/MODEL-DATA` for a
+data directory DATA (--out DIR chooses another): `checkpoint.npz` and `metrics.json`, rewritten after every
+epoch, `graph.svg` (the graph of one forward pass and its loss) before training, `plots/` after it. Each can
+be sent elsewhere with its own option. Every location is checked before training starts. `train` will not
+replace the checkpoint of another run (other model, hyperparameters or data) unless given --force; the
+checkpoint records its data, which `evaluate` uses unless given --data. When matplotlib or Graphviz's `dot`
+program is missing, the default plots are skipped and the graph is written as DOT text (graph.gv), with a
+note; asked for by name, they are an error.
 
 Each subcommand is two functions: `add_<name>_parser(subparsers)` declares its arguments and sets
 `run=run_<name>`; `run_<name>(args)` does the work and returns the exit code. SUBCOMMANDS lists the
 first. Problems the user can fix (a missing file, corrupt data, a missing extra) end with one
-`error: ...` line and exit code 1; arguments argparse rejects, with its usage message and code 2.
+`error: ...` line and exit code 1; arguments argparse rejects, with its usage message and code 2;
+Ctrl-C, with one line saying what was saved and code 130.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import dataclasses
 import math
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -42,25 +47,27 @@ from .models import MODELS
 from .nn import Module
 from .plots import require_matplotlib, save_plots
 from .tensor import Tensor
-from .train import (DEFAULT_LR, DEFAULT_SGD_MOMENTUM, ImageShapeError, TrainConfig, TrainingRun, checkpoint_model,
-                    describe_shape, evaluate, load_model_state, load_split, normalization_from_checkpoint, to_inputs,
-                    write_metrics)
+from .train import (DEFAULT_LR, DEFAULT_SGD_MOMENTUM, DataSource, ImageShapeError, TrainConfig, TrainingRun,
+                    checkpoint_model, describe_shape, evaluate, input_statistics, load_model_state, load_split,
+                    normalization_from_checkpoint, to_inputs, write_metrics)
 from .viz import FORMATS as GRAPH_FORMATS
 from .viz import draw_graph, render
 
 OUT = Path("out")
 DEFAULT_MODEL = "lenet5"
-DEFAULT_METRICS = OUT / "metrics.json"
-DEFAULT_PLOTS = OUT / "plots"
-
-
-def default_checkpoint(model: str) -> Path:
-    return OUT / f"{model}.npz"
-
-
-def default_graph(model: str) -> Path:
-    return OUT / f"{model}-graph.svg"
+# The files of a run, in its directory
+CHECKPOINT_FILE, METRICS_FILE, PLOTS_DIR, GRAPH_FILE = "checkpoint.npz", "metrics.json", "plots", "graph.svg"
 CONFIG_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)]  # each has an option: --batch-size for batch_size
+
+
+def default_run_dir(model: str, data: DataSource) -> Path:
+    """out/MODEL for the embedded digits, out/MODEL-DATA for a data directory named DATA."""
+    return OUT / (model if data.path is None else f"{model}-{data.name}")
+
+
+def default_checkpoint(model: str | None, data: DataSource | None) -> Path:
+    """The checkpoint that `train --model MODEL --data DATA` writes."""
+    return default_run_dir(model or DEFAULT_MODEL, data or DataSource()) / CHECKPOINT_FILE
 
 
 class CommandError(Exception):
@@ -94,12 +101,13 @@ graph_path = _checked(Path, lambda p: p.suffix.lower() in GRAPH_FORMATS,
                       f"a path ending in {', '.join(GRAPH_FORMATS)}")
 
 
-def _add_data_argument(parser: argparse.ArgumentParser) -> None:
+def _add_data_argument(parser: argparse.ArgumentParser, default_help: str) -> None:
     parser.add_argument("--data", metavar="DIR",
-                        help="a directory of CIFAR-10 python batch files (data_batch_1..5, test_batch; for --model "
-                             "vgg or resnet20) or of MNIST-style IDX files (train-images-idx3-ubyte, "
-                             "train-labels-idx1-ubyte, t10k-..., optionally .gz); default: the 4,000 / 1,000 train / "
-                             "test split of real MNIST digits embedded in the package")
+                        help="a directory of CIFAR-10 python batch files (data_batch_1..5, test_batch, batches.meta "
+                             "for the class names; for --model vgg or resnet20) or of MNIST-style IDX files "
+                             "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-..., optionally .gz; the plots "
+                             "name Fashion-MNIST's classes when the path contains 'fashion', KMNIST's for 'kmnist', "
+                             f"else digits); default: {default_help}")
 
 
 def _add_model_argument(parser: argparse.ArgumentParser, default_help: str) -> None:
@@ -115,7 +123,8 @@ def add_train_parser(subparsers: Any) -> None:
         description="Train a model with a cosine learning-rate schedule, evaluating on the test split after "
                     "every epoch (the test split is never trained or selected on).")
     _add_model_argument(p, f"{DEFAULT_MODEL}, or with --resume the checkpoint's")
-    _add_data_argument(p)
+    _add_data_argument(p, "the 4,000 / 1,000 train / test split of real MNIST digits embedded in the package, "
+                          "or with --resume the checkpoint's data")
     d = TrainConfig()
     hp = p.add_argument_group("hyperparameters (with --resume, the checkpoint's unless given)")
     hp.add_argument("--epochs", type=positive_int, metavar="N", help=f"total number of epochs (default {d.epochs})")
@@ -127,66 +136,172 @@ def add_train_parser(subparsers: Any) -> None:
     hp.add_argument("--momentum", type=momentum, metavar="M", help=f"SGD's momentum (default {DEFAULT_SGD_MOMENTUM})")
     hp.add_argument("--seed", type=non_negative_int, metavar="N",
                     help=f"seed of the weights' initialisation and the shuffling (default {d.seed})")
-    out = p.add_argument_group("outputs")
+    out = p.add_argument_group(
+        "outputs", "A run's files stay together in one directory, checked before training starts. train will not "
+                   "replace the checkpoint of another run (other model, hyperparameters or data) there without "
+                   "--force.")
+    out.add_argument("--out", type=Path, metavar="DIR",
+                     help="the run's directory (default out/MODEL for the embedded digits, out/MODEL-DATA for a "
+                          "--data directory named DATA, e.g. out/lenet5, out/lenet5-fashion-mnist)")
     out.add_argument("--checkpoint", type=Path, metavar="PATH",
-                     help=f"the .npz checkpoint, rewritten after every epoch (default {default_checkpoint('MODEL')})")
-    out.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
-    out.add_argument("--metrics", type=Path, default=DEFAULT_METRICS, metavar="PATH",
-                     help="per-epoch metrics as JSON, rewritten after every epoch (default %(default)s)")
+                     help=f"the .npz checkpoint with the model, optimizer, RNG state and the data's description, "
+                          f"rewritten after every epoch (default DIR/{CHECKPOINT_FILE}; when given, the other "
+                          "files default to its directory)")
+    out.add_argument("--resume", action="store_true",
+                     help="continue the run saved in the checkpoint, on its data unless --data is given. With a "
+                          "larger --epochs the learning rate does not jump back up: the epochs added follow a new "
+                          "cosine from the last epoch's lr to 0, so a finished run (lr near 0) fine-tunes at that "
+                          "small lr; train a new run for a longer schedule from the start")
+    out.add_argument("--force", action="store_true",
+                     help="replace the checkpoint of another run at the checkpoint's path (and its files)")
+    out.add_argument("--metrics", type=Path, metavar="PATH",
+                     help=f"per-epoch metrics as JSON, rewritten after every epoch (default DIR/{METRICS_FILE})")
     out.add_argument("--plots", type=Path, metavar="DIR",
-                     help=f"directory for the PNG plots (default {DEFAULT_PLOTS}; needs matplotlib)")
+                     help=f"directory for the PNG plots (default DIR/{PLOTS_DIR}; needs matplotlib)")
     out.add_argument("--graph", type=graph_path, metavar="PATH",
                      help=f"the graph of one forward pass and its loss: {', '.join(GRAPH_FORMATS)} "
-                          f"(default {default_graph('MODEL')}; all but .dot/.gv need Graphviz's dot program)")
+                          f"(default DIR/{GRAPH_FILE}; all but .dot/.gv need Graphviz's dot program)")
     p.set_defaults(run=run_train, parser=p)
 
 
 def run_train(args: argparse.Namespace) -> int:
     keep_freed_memory()  # each step frees its graph; without this the next one page-faults it back in
-    checkpoint = args.checkpoint or default_checkpoint(args.model or DEFAULT_MODEL)
-    saved = load_checkpoint(checkpoint) if args.resume else None
+    given_data = None if args.data is None else DataSource.of(args.data)
+    checkpoint = args.checkpoint or (args.out / CHECKPOINT_FILE if args.out else
+                                     default_checkpoint(args.model, given_data))
+    saved = _load_checkpoint(checkpoint, args.checkpoint is not None) if args.resume else None
     config = _train_config(args, saved, checkpoint)
     model = _train_model(args.model, saved, checkpoint)
-    plots_dir = _output_path(args.plots, DEFAULT_PLOTS, _plots_problem)
-    graph = _output_path(args.graph, default_graph(model), _graph_problem,
-                         fallback=default_graph(model).with_suffix(".gv"))  # without `dot`: DOT text, to render later
-    train_images, train_labels = _read_data(args.data, True, model)
-    test_images, test_labels = _read_data(args.data, False, model)
+    data = given_data or _recorded_data(saved, checkpoint) or DataSource()
+    train_images, train_labels = _read_data(data, True, model)
+    test_images, test_labels = _read_data(data, False, model)
 
-    source = "the embedded digits" if args.data is None else args.data
-    print(f"{MODELS[model].title} on {source}: {len(train_images):,} training and {len(test_images):,} test images; "
-          f"{config.describe()}")
+    run_dir = args.out or checkpoint.parent
+    metrics = args.metrics or run_dir / METRICS_FILE
+    plots_dir = _output_path(args.plots, run_dir / PLOTS_DIR, _plots_problem)
+    graph = _output_path(args.graph, run_dir / GRAPH_FILE, lambda path: _graph_problem(path, "--graph"),
+                         fallback=run_dir / Path(GRAPH_FILE).with_suffix(".gv"))  # without `dot`: DOT, to render later
     run = TrainingRun(config, train_images, train_labels, model)
+    if saved is None:
+        _refuse_to_replace_another_run(checkpoint, run, data, args.force)
+    outputs = [(checkpoint, "after every epoch"), (metrics, "after every epoch"), (graph, "now"),
+               (plots_dir, "at the end")]
+    for path, _ in outputs:
+        if path is not None:
+            _check_writable(path, directory=path == plots_dir)
+
+    print(f"{MODELS[model].title} on {data}: {len(train_images):,} training and {len(test_images):,} test images; "
+          f"{config.describe()}")
     if saved is not None:
         _resume(run, saved, checkpoint)
+    print("writing " + _listing([(path, when) for path, when in outputs if path is not None], run_dir))
     test_inputs = run.inputs(test_images)
     if graph is not None:  # before training, so that a problem with it shows at once
         batch = slice(0, config.batch_size)
         save_graph(run.model, run.inputs(train_images[batch]), train_labels[batch], graph)
 
-    written = [f"graph {graph}"] if graph is not None else []
-    if run.epoch < config.epochs:
-        saved_epoch = run.epoch
-        try:
-            while run.epoch < config.epochs:
-                print(run.run_epoch(test_inputs, test_labels), flush=True)
-                save_checkpoint(checkpoint, run.state_dict())
-                saved_epoch = run.epoch
-                write_metrics(args.metrics, run.history)
-        except KeyboardInterrupt:
-            then = f"--resume continues after epoch {saved_epoch}, saved in {checkpoint}" if saved_epoch else \
-                "no epoch was saved"
-            print(f"\ninterrupted during epoch {run.epoch}: {then}", file=sys.stderr)
-            return 130
-        written += [f"checkpoint {checkpoint}", f"metrics {args.metrics}"]
-    if plots_dir is not None:
-        predictions = evaluate(run.model, test_inputs, test_labels).predictions
-        save_plots(run.model, run.history, test_inputs, test_labels, predictions, plots_dir)
-        written.append(f"plots {plots_dir}/")
-    if written:
-        print("wrote " + ", ".join(written))
+    first_epoch = saved_epoch = run.epoch
+    stage = "training"
+    try:
+        while run.epoch < config.epochs:
+            print(run.run_epoch(test_inputs, test_labels), flush=True)
+            save_checkpoint(checkpoint, {**run.state_dict(), "data": data.state_dict()})
+            saved_epoch = run.epoch
+            write_metrics(metrics, run.history)
+        if plots_dir is not None:
+            stage = "plots"
+            predictions = evaluate(run.model, test_inputs, test_labels).predictions
+            save_plots(run.model, run.history, test_inputs, test_labels, predictions, plots_dir,
+                       class_names=data.classes)
+    except KeyboardInterrupt:
+        if stage == "plots":
+            message = f"while drawing the plots: the checkpoint and metrics are saved; the plots in {plots_dir} " \
+                      "may be incomplete (--resume draws them again)"
+        else:
+            message = f"during epoch {saved_epoch + 1}: " + (f"--resume continues after epoch {saved_epoch}, saved "
+                                                            f"in {checkpoint}" if saved_epoch else "no epoch was saved")
+        print(f"\ninterrupted {message}", file=sys.stderr)
+        return 130
+    written = ([checkpoint, metrics] if run.epoch > first_epoch else []) + [graph, plots_dir]
+    print("wrote " + _listing([(path, "") for path in written if path is not None], run_dir))
     print(_accuracy_line(run.history[-1].test_accuracy, len(test_labels)))
     return 0
+
+
+def _listing(paths: list[tuple[Path, str]], run_dir: Path) -> str:
+    """'out/lenet5/: checkpoint.npz (after every epoch), plots/ (at the end)': the files in `run_dir` by name,
+    the others by path, each followed by `when` (if not empty)."""
+    def name(path: Path) -> str:
+        return (path.name if path.parent == run_dir else str(path)) + ("/" if path.is_dir() else "")
+    entries = ", ".join(name(path) + (f" ({when})" if when else "") for path, when in paths)
+    return f"{run_dir}/: {entries}"
+
+
+def _recorded_data(saved: dict[str, Any] | None, checkpoint: Path) -> DataSource | None:
+    """The data a resumed run was trained on, as its checkpoint records it; None when not resuming or for
+    checkpoints of older versions, which record none."""
+    if saved is None:
+        return None
+    try:
+        data = DataSource.from_checkpoint(saved)
+    except CheckpointError as e:
+        raise CommandError(f"{checkpoint}: {e}") from None
+    if data is not None and data.path is not None and not Path(data.path).is_dir():
+        raise CommandError(f"{checkpoint} was trained on {data.path}, which is not there any more: give its new "
+                           "place with --data DIR")
+    return data
+
+
+def _refuse_to_replace_another_run(checkpoint: Path, run: TrainingRun, data: DataSource, force: bool) -> None:
+    """A CommandError if `checkpoint` holds a run other than `run` (another model, config or training images),
+    unless `force`. Training the same run again replaces it, with a note."""
+    if not checkpoint.exists():
+        return
+    if force:
+        print(f"note: replacing {checkpoint} (--force)", file=sys.stderr)
+        return
+    try:
+        other = load_checkpoint(checkpoint)
+        same = (other.get("model_name") == type(run.model).__name__
+                and other.get("config") == dataclasses.asdict(run.config)
+                and normalization_from_checkpoint(other) == (run.mean, run.std))
+    except (CheckpointError, OSError) as e:
+        raise CommandError(f"{checkpoint} exists but is not a readable checkpoint ({e}): replace it with --force, "
+                           "or give this run another place with --out DIR") from None
+    if same:
+        print(f"note: replacing {checkpoint}, a run with the same model, settings and data", file=sys.stderr)
+        return
+    raise CommandError(f"{checkpoint} holds another run ({_describe_run(other)}); this one, on {data}, would "
+                       "replace it: give this run another place with --out DIR, continue that one with --resume, "
+                       "or replace it with --force")
+
+
+def _describe_run(state: dict[str, Any]) -> str:
+    """'LeNet-5, adam, lr 0.002 (cosine to 0), ..., 20 epochs, seed 0; 20 epochs done, test accuracy 0.9850'."""
+    try:
+        what = f"{MODELS[checkpoint_model(state)].title}, {TrainConfig(**state['config']).describe()}"
+        done = f"{state['epoch']} epochs done, test accuracy {state['history'][-1]['test_accuracy']:.4f}"
+        recorded = DataSource.from_checkpoint(state)
+        return f"{what}; {done}" + ("" if recorded is None else f"; on {recorded}")
+    except (CheckpointError, KeyError, IndexError, TypeError, ValueError):
+        return "one this tinygrad_cnn cannot describe"
+
+
+def _check_writable(path: Path, directory: bool = False) -> None:
+    """Fail before training, not after it, if `path` (a file, or with `directory` a directory) cannot be
+    written: create the directory it goes in, and a temporary file there."""
+    folder = path if directory else path.parent
+    if not directory and path.is_dir():
+        raise CommandError(f"cannot write {path}: it is a directory; give the path of a file")
+    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise CommandError(f"cannot write {path}: {in_the_way} is a file, not a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename not in (None, str(folder)) else ""
+        raise CommandError(f"cannot write {path}: {e.strerror or e}{where}") from None
 
 
 def _resume(run: TrainingRun, saved: dict[str, Any], checkpoint: Path) -> None:
@@ -196,7 +311,14 @@ def _resume(run: TrainingRun, saved: dict[str, Any], checkpoint: Path) -> None:
         raise CommandError(f"cannot resume from {checkpoint}: {e}") from None
     if run.epoch > run.config.epochs:
         raise CommandError(f"{checkpoint} has trained {run.epoch} epochs, more than --epochs {run.config.epochs}")
-    print(f"resuming {checkpoint} after epoch {run.epoch}")
+    saved_epochs = saved["config"]["epochs"]
+    if run.config.epochs == saved_epochs:
+        print(f"resuming {checkpoint} after epoch {run.epoch} of {saved_epochs}")
+    elif run.epoch < run.config.epochs:
+        print(f"resuming {checkpoint} after epoch {run.epoch} of {saved_epochs}, now of {run.config.epochs}: the lr "
+              f"goes from the last epoch's, {run.optimizer.param_groups[0]['lr']:.3g}, along a new cosine to 0")
+    else:
+        print(f"resuming {checkpoint} after epoch {run.epoch}: nothing left to train")
 
 
 def _train_model(given: str | None, saved: dict[str, Any] | None, checkpoint: Path) -> str:
@@ -258,10 +380,11 @@ def _plots_problem(path: Path) -> str | None:
     return None
 
 
-def _graph_problem(path: Path) -> str | None:
+def _graph_problem(path: Path, option: str) -> str | None:
+    """What stops `path` being written (the graph's `option` named the path), if anything."""
     if GRAPH_FORMATS[path.suffix.lower()] is not None and shutil.which("dot") is None:
         return ("rendering the graph needs Graphviz's `dot` program, which is not on PATH: install Graphviz "
-                "(e.g. `apt-get install graphviz`), or give --graph a .dot path")
+                f"(e.g. `apt-get install graphviz`), or give {option} a .dot path")
     return None
 
 
@@ -283,23 +406,44 @@ def save_graph(model: Module, inputs: np.ndarray, labels: np.ndarray, path: Path
 
 def add_evaluate_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate a trained checkpoint on the test split",
-                              description="Evaluate the model saved in a checkpoint on a test split.")
-    p.add_argument("--checkpoint", type=Path, required=True, metavar="PATH", help="a checkpoint written by train")
+                              description="Evaluate the model saved in a checkpoint on a test split: by default "
+                                          "that of the data it was trained on, which the checkpoint records.")
+    p.add_argument("--checkpoint", type=Path, metavar="PATH",
+                   help=f"a checkpoint written by train (default the one `train` with the same --model and --data "
+                        f"writes: out/MODEL/{CHECKPOINT_FILE}, or out/MODEL-DATA/{CHECKPOINT_FILE} with --data)")
     _add_model_argument(p, "the checkpoint's")
-    _add_data_argument(p)
+    _add_data_argument(p, "the data the checkpoint was trained on (the embedded digits for checkpoints of older "
+                          "versions, which do not record it)")
     p.set_defaults(run=run_evaluate, parser=p)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    state = load_checkpoint(args.checkpoint)
+    given_data = None if args.data is None else DataSource.of(args.data)
+    checkpoint = args.checkpoint or default_checkpoint(args.model, given_data)
+    state = _load_checkpoint(checkpoint, args.checkpoint is not None)
     try:
         name = args.model or checkpoint_model(state)
         model = MODELS[name]()
         load_model_state(model, state)
         mean, std = normalization_from_checkpoint(state)
+        recorded = DataSource.from_checkpoint(state)
     except CheckpointError as e:
-        raise CommandError(f"{args.checkpoint}: {e}") from None
-    images, labels = _read_data(args.data, False, name)
+        raise CommandError(f"{checkpoint}: {e}") from None
+    if given_data is None and recorded is not None and recorded.path is not None and not Path(recorded.path).is_dir():
+        raise CommandError(f"{checkpoint} was trained on {recorded.path}, which is not there any more: give its "
+                           "new place, or other data, with --data DIR")
+    data = given_data or recorded or DataSource()
+    whose = " (given by --data)" if given_data else " (the checkpoint's training data)" if recorded else \
+        " (the checkpoint does not record its data: it was written by an older version; give it with --data)"
+    images, labels = _read_data(data, False, name)
+    print(f"{MODELS[name].title} of {checkpoint} (epoch {state.get('epoch')}) on {data}{whose}: "
+          f"{len(images):,} test images")
+    trained_on = input_statistics(_read_data(data, True, name)[0])
+    if not np.allclose(trained_on, (mean, std), rtol=1e-6, atol=0):
+        print(f"warning: {checkpoint} was trained on other images than the training split of {data} (pixel mean/std "
+              f"{mean:.4f}/{std:.4f}, these have {trained_on[0]:.4f}/{trained_on[1]:.4f}), so this measures it on "
+              "a task it was not trained for" + ("" if recorded is None else f"; it was trained on {recorded}"),
+              file=sys.stderr)
     result = evaluate(model, to_inputs(images, mean, std), labels)
     print(f"test loss {result.loss:.4f}")
     print(_accuracy_line(result.accuracy, len(labels)))
@@ -329,7 +473,7 @@ def add_graph_parser(subparsers: Any) -> None:
 
 def run_graph(args: argparse.Namespace) -> int:
     output = args.output or Path(f"{args.model}-graph.svg")
-    problem = _graph_problem(output)
+    problem = _graph_problem(output, "--output")
     if problem is not None:
         raise CommandError(problem)
     model = MODELS[args.model]
@@ -343,13 +487,23 @@ def run_graph(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- shared
 
-def _read_data(data: str | None, train: bool, model: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_data(data: DataSource, train: bool, model: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        return load_split(data, train, model)
+        return load_split(data.path, train, model)
     except ImageShapeError as e:
         raise CommandError(f"--model {model}: {e}") from None
     except ValueError as e:  # corrupt or unsuitable files; a missing one is an OSError, reported by main
         raise CommandError(str(e)) from None
+
+
+def _load_checkpoint(path: Path, given: bool) -> dict[str, Any]:
+    """`load_checkpoint(path)`; if a default `path` is missing, the error lists the checkpoints there are."""
+    if not given and not path.exists():
+        others = sorted(str(p) for p in OUT.glob(f"*/{CHECKPOINT_FILE}"))
+        hint = (f"; {OUT}/ has {', '.join(others)}: choose one with --checkpoint, or give the --model and --data "
+                "it was trained with" if others else "; train writes it")
+        raise CommandError(f"no checkpoint at {path}{hint}")
+    return load_checkpoint(path)
 
 
 def _accuracy_line(accuracy: float, count: int) -> str:
@@ -381,3 +535,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before or after training (run_train reports what an interrupted run saved)
+        print("\ninterrupted", file=sys.stderr)
+        return 130

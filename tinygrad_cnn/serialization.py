@@ -50,6 +50,10 @@ _UNSAFE = re.compile(r"[^\w.-]", re.ASCII)  # entry names stay plain ASCII: the 
 # Training checkpoints written before this module existed: their description is the checkpoint dict itself,
 # marked by its own keys (see checkpoint.py). They load as that dict, their Tensors as the arrays they were saved as.
 _OLD_CHECKPOINT = {"format": "tinygrad_cnn checkpoint", "version": 1}
+# What reading a damaged file can raise, depending on where the damage is (or what a crafted description holds);
+# zipfile raises NotImplementedError for a header naming an unknown zip version or compression method.
+_DAMAGE = (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, RuntimeError, RecursionError,
+           NotImplementedError, zipfile.BadZipFile, zlib.error)
 
 
 class FileFormatError(ValueError):
@@ -160,6 +164,8 @@ def _read(file: IO[bytes], name: str) -> Any:
         archive = zipfile.ZipFile(file)
     except zipfile.BadZipFile:
         raise FileFormatError(name, _not_a_zip(head)) from None
+    except _DAMAGE as e:  # a zip whose central directory is damaged
+        raise FileFormatError(name, f"damaged ({type(e).__name__}: {e})") from None
     with archive:
         if DESCRIPTION + ".npy" not in archive.namelist():
             torch_file = any(entry.endswith("/data.pkl") for entry in archive.namelist())
@@ -183,9 +189,7 @@ def _read(file: IO[bytes], name: str) -> Any:
             return _decode(description["obj"], read)
         except FileFormatError:
             raise
-        # any of these, depending on where the damage is (or what a crafted description holds)
-        except (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, RuntimeError, RecursionError,
-                zipfile.BadZipFile, zlib.error) as e:
+        except _DAMAGE as e:
             raise FileFormatError(name, f"damaged ({type(e).__name__}: {e})") from None
 
 

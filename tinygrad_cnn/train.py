@@ -19,12 +19,14 @@ Metrics of an epoch (`EpochMetrics`; `write_metrics` saves `{"epochs": [...]}`),
     test_loss, test_accuracy    on the test split after the epoch, in eval mode
     seconds                     wall time of the epoch: training and test evaluation
     images_per_second           training images per second of the training pass
+    lr                          the learning rate of the epoch (None in the metrics of older checkpoints)
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ from . import functional as F
 from .autograd import no_grad
 from .checkpoint import CheckpointError, atomic_write
 from .data import DataLoader, TensorDataset, load_cifar10_dataset, load_digits, load_idx_dataset
-from .data.cifar import is_cifar10_dir
+from .data.cifar import is_cifar10_dir, safe_loads
 from .models import MODELS
 from .nn import Module
 from .optim import SGD, Adam, Optimizer
@@ -53,8 +55,72 @@ EVAL_BATCH_SIZE = 500
 
 # ---------------------------------------------------------------- data
 
+DIGIT_CLASSES = tuple("0123456789")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
+KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")  # the ten hiragana, romanised
+
+
 class ImageShapeError(ValueError):
     """Images of another size or number of channels than the model takes."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's images come from, as its checkpoint records them: the embedded digits (`path` None)
+    or a directory of MNIST-style IDX or CIFAR-10 batch files (`path` absolute), and the class names."""
+
+    path: str | None = None
+    classes: tuple[str, ...] = DIGIT_CLASSES
+
+    @classmethod
+    def of(cls, data: str | os.PathLike | None) -> DataSource:
+        """The source that `load_split(data, ...)` reads, with its class names: CIFAR-10's from its
+        `batches.meta`; for IDX files, whose labels are bare numbers, a guess from the directory's path
+        (Fashion-MNIST's names when it contains 'fashion', KMNIST's for 'kmnist' or 'kuzushiji'); else the
+        digits."""
+        if data is None:
+            return cls()
+        path = Path(data).expanduser().absolute()
+        if is_cifar10_dir(path):
+            return cls(str(path), _cifar10_classes(path))
+        lowered = str(path).lower()
+        if "fashion" in lowered:
+            return cls(str(path), FASHION_MNIST_CLASSES)
+        if "kmnist" in lowered or "kuzushiji" in lowered:
+            return cls(str(path), KMNIST_CLASSES)
+        return cls(str(path))
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> DataSource | None:
+        """The source a checkpoint records; None for checkpoints of older versions, which record none."""
+        saved = state.get("data")
+        try:
+            return None if saved is None else cls(saved["path"], tuple(saved["classes"]))
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"the checkpoint's data record is damaged ({e!r})") from None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "classes": list(self.classes)}
+
+    @property
+    def name(self) -> str:
+        """A short name: 'digits' for the embedded ones, else the directory's name."""
+        return "digits" if self.path is None else Path(self.path).name or "data"
+
+    def __str__(self) -> str:
+        return "the embedded digits" if self.path is None else self.path
+
+
+def _cifar10_classes(directory: Path) -> tuple[str, ...]:
+    """The label names in CIFAR-10's `batches.meta` (a pickle, read as plain data only); the numbers
+    0..9 if it is missing or unreadable."""
+    try:
+        names = safe_loads((directory / "batches.meta").read_bytes())[b"label_names"]
+        names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    except (OSError, ValueError, TypeError, KeyError, EOFError, UnicodeDecodeError, pickle.UnpicklingError):
+        return DIGIT_CLASSES
+    return names if len(names) == NUM_CLASSES else DIGIT_CLASSES
 
 
 def load_split(data: str | os.PathLike | None, train: bool, model: str = "lenet5") -> tuple[np.ndarray, np.ndarray]:
@@ -196,11 +262,13 @@ class EpochMetrics:
     test_accuracy: float
     seconds: float
     images_per_second: float
+    lr: float | None = None
 
     def __str__(self) -> str:
+        lr = "" if self.lr is None else f"  lr {self.lr:.3g}"
         return (f"epoch {self.epoch:3d}  train loss {self.train_loss:.4f} acc {self.train_accuracy:.4f}  "
                 f"test loss {self.test_loss:.4f} acc {self.test_accuracy:.4f}  "
-                f"{self.seconds:.1f} s  {self.images_per_second:,.0f} img/s")
+                f"{self.seconds:.1f} s  {self.images_per_second:,.0f} img/s{lr}")
 
 
 def write_metrics(path: str | os.PathLike, history: list[EpochMetrics]) -> None:
@@ -215,8 +283,12 @@ class TrainingRun:
 
     `state_dict()` holds all of it plus the global RNG, so a run rebuilt with the same config and
     data and given `load_state_dict()` continues exactly as the original would have: 1 epoch, save,
-    load, 1 epoch gives the same weights, bit for bit, as 2 epochs straight. The cosine schedule
-    always spans `config.epochs`, so resuming with a larger `epochs` stretches what is left of it.
+    load, 1 epoch gives the same weights, bit for bit, as 2 epochs straight.
+
+    Resumed with another number of `epochs`, the learning rate never jumps back up: the epochs left
+    follow a new cosine from the learning rate of the last epoch trained down to 0. A finished run
+    (its lr fell to nearly 0) given more epochs therefore fine-tunes at that small lr; restarting the
+    schedule from `lr` would first undo much of what the last epochs refined.
     """
 
     def __init__(self, config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray,
@@ -257,10 +329,11 @@ class TrainingRun:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
                 bar.update(n)
         train_seconds = time.perf_counter() - start
+        lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         test = evaluate(self.model, test_inputs, test_labels)
         metrics = EpochMetrics(self.epoch, loss_sum / seen, correct / seen, test.loss, test.accuracy,
-                               time.perf_counter() - start, seen / train_seconds)
+                               time.perf_counter() - start, seen / train_seconds, lr)
         self.history.append(metrics)
         return metrics
 
@@ -288,14 +361,24 @@ class TrainingRun:
                                   f"{saved[1]:.6f}, these have {self.mean:.6f}/{self.std:.6f})")
         try:
             self.optimizer.load_state_dict(state["optimizer"])
-            # the schedule spans this run's epochs, which may differ from the saved run's
-            self.scheduler.load_state_dict({**state["scheduler"], "T_max": self.scheduler.T_max})
             self.loader.load_state_dict(state["loader"])
             get_generator().bit_generator.state = state["rng"]
             self.epoch = int(state["epoch"])
             self.history = [EpochMetrics(**m) for m in state["history"]]
+            if state["config"]["epochs"] == self.config.epochs:
+                self.scheduler.load_state_dict(state["scheduler"])
+            else:
+                self._reschedule(state["scheduler"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"the checkpoint does not fit this training run ({type(e).__name__}: {e})") from None
+
+    def _reschedule(self, saved: dict[str, Any]) -> None:
+        """A new cosine over the epochs left, from the lr of the last epoch trained to 0. That lr is the saved
+        cosine's (`saved`, its scheduler's state dict) one epoch before the one it had reached."""
+        t_max, reached = saved["T_max"], saved["last_epoch"]
+        for group, base in zip(self.optimizer.param_groups, saved["base_lrs"]):
+            group["lr"] = group["initial_lr"] = base * (1 + math.cos(math.pi * (reached - 1) / t_max)) / 2
+        self.scheduler = CosineAnnealingLR(self.optimizer, T_max=max(1, self.config.epochs - self.epoch))
 
 
 def load_model_state(model: Module, state: dict[str, Any]) -> None:
