@@ -1,5 +1,6 @@
 """The rest of torch.optim against PyTorch: RMSprop, Adagrad, Adadelta, NAdam, RAdam, SGD's and Adam's
-`maximize` and `amsgrad`, add_param_group, state_dict round trips, and the schedulers.
+`maximize` and `amsgrad`, the signatures and the foreach/fused/capturable/differentiable flags,
+add_param_group, state_dict round trips, and the schedulers (more in test_schedulers_torch.py).
 
 Optimizers: the same float64 parameters in two param groups with different lrs, the same sequence of
 NumPy gradients set as `p.grad` in both libraries (some steps leave a parameter without one), built by
@@ -10,6 +11,7 @@ float64 as ours; with float32, its NAdam drifts from the exact update by ~1e-7.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import math
 
@@ -128,6 +130,74 @@ def test_defaults_equal_torch(name):
     assert set(optimizer.defaults) <= set(torch_optimizer.defaults)
     for key, value in optimizer.defaults.items():
         assert torch_optimizer.defaults[key] == value, key
+
+
+NAMES = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "NAdam", "RAdam"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signatures_equal_torch(name):
+    """The same argument names, order, kinds (positional or keyword-only) and defaults."""
+    ours = inspect.signature(getattr(optim, name).__init__).parameters
+    theirs = inspect.signature(getattr(torch.optim, name).__init__).parameters
+    assert [(k, p.kind, p.default) for k, p in ours.items()] == [(k, p.kind, p.default) for k, p in theirs.items()]
+
+
+# ================================================================ foreach, fused, capturable, differentiable
+
+FLAGS = {"foreach", "fused", "capturable", "differentiable"}
+
+
+def flags_of(name: str) -> set[str]:
+    """The implementation flags the optimizer `name` takes."""
+    return FLAGS & set(inspect.signature(getattr(optim, name)).parameters)
+
+
+FLAGGED = {f"{name}({flag}={value})": (name, {flag: value}) for name in NAMES for flag, value in
+           [("foreach", True), ("foreach", False), ("fused", True), ("fused", False)] if flag in flags_of(name)}
+
+
+@pytest.mark.parametrize("case", FLAGGED)
+def test_foreach_and_fused_compute_the_same_update(case):
+    """PyTorch runs its foreach or fused loop; ours is the one NumPy loop: the same parameters."""
+    name, flags = FLAGGED[case]
+    optimizer, torch_optimizer = check_against_torch(lambda o, groups: getattr(o, name)(groups, lr=0.01, **flags))
+    for flag, value in flags.items():
+        assert optimizer.defaults[flag] == torch_optimizer.defaults[flag] == value
+    assert_state_dicts_match(optimizer.state_dict(), torch_optimizer.state_dict())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_flags_refused_as_torch(name):
+    """fused with differentiable or foreach: RuntimeError when built. capturable (needs CUDA) and
+    differentiable (leaf parameters cannot be updated in place in the graph): RuntimeError at
+    step(), where PyTorch raises (AssertionError for capturable). A flag the optimizer lacks: TypeError."""
+    flags = flags_of(name)
+    refused_when_built = [({"fused": True, "differentiable": True}, "fused=True does not support differentiable=True"),
+                          ({"fused": True, "foreach": True}, "fused=True and foreach=True cannot be used together")]
+    for kwargs, message in refused_when_built:
+        if set(kwargs) <= flags:
+            with pytest.raises(RuntimeError, match=f"{name}: {message}"):
+                getattr(optim, name)(p(), **kwargs)
+            with pytest.raises(RuntimeError):
+                getattr(torch.optim, name)(tp(), **kwargs)
+    for flag, torch_error in [("capturable", AssertionError), ("differentiable", RuntimeError)]:
+        if flag not in flags:
+            continue
+        ours, theirs = p(), tp()
+        optimizer, torch_optimizer = getattr(optim, name)(ours, **{flag: True}), getattr(torch.optim, name)(
+            theirs, **{flag: True})
+        ours[0].grad, theirs[0].grad = Tensor(np.ones(2)), torch.ones(2)
+        with pytest.raises(RuntimeError, match=f"{name}: {flag}=True needs "):
+            optimizer.step()
+        with pytest.raises(torch_error):
+            torch_optimizer.step()
+        np.testing.assert_array_equal(ours[0].detach().numpy(), np.ones(2))  # nothing moved
+    for flag in FLAGS - flags:
+        with pytest.raises(TypeError):
+            getattr(optim, name)(p(), **{flag: False})
+        with pytest.raises(TypeError):
+            getattr(torch.optim, name)(tp(), **{flag: False})
 
 
 # ================================================================ any hyperparameters and shapes
@@ -445,9 +515,9 @@ def test_scheduler_resumes_from_state_dict(case):
         step(resumed_optimizer, resumed, 0)
     resumed_optimizer.load_state_dict(saved_optimizer)
     resumed.load_state_dict(saved_scheduler)
-    if case == "LambdaLR callable object":
-        # the saved list, plus the lrs of the loaded epoch worked out again for the two groups
-        assert resumed.lr_lambdas[0].epochs_seen == scheduler.lr_lambdas[0].epochs_seen + [k, k]
+    if case == "LambdaLR callable object":  # its attributes are loaded; loading calls nothing (as PyTorch)
+        assert resumed.lr_lambdas[0].epochs_seen == scheduler.lr_lambdas[0].epochs_seen
+        assert resumed.lr_lambdas[0] is not scheduler.lr_lambdas[0]
     for epoch in range(k, 30):
         assert resumed.get_last_lr() == scheduler.get_last_lr(), epoch
         assert [g["lr"] for g in resumed_optimizer.param_groups] == scheduler.get_last_lr(), epoch

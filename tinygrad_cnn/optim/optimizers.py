@@ -9,6 +9,14 @@ so `state_dict()` can be saved as is.
 Every optimizer takes PyTorch's `maximize` (step up the gradient) and L2 `weight_decay` (added to
 the gradient: g = grad + weight_decay * p); the Adam family can decouple the decay instead
 (p *= 1 - lr * weight_decay before the step). In the formulas below, g is that gradient.
+
+PyTorch's implementation flags are taken where its optimizer takes them, with its defaults:
+- `foreach` and `fused` choose how PyTorch's loop over the parameters runs (one kernel per
+  parameter, per list, or one fused kernel), not what it computes; here one NumPy loop does the
+  same update whatever they say. As PyTorch, `fused=True` refuses `foreach=True` and
+  `differentiable=True` (RuntimeError).
+- `capturable=True` (CUDA graph capture) and `differentiable=True` (the update recorded in the
+  graph) raise RuntimeError at `step()`, as PyTorch on the CPU with leaf parameters does.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad, no_grad
+from ..creation import as_tensor
 from ..tensor import Tensor
 
 Params = Iterable[Tensor] | Iterable[dict]
@@ -41,6 +50,10 @@ class Optimizer:
         params = list(params)
         if not params:
             raise ValueError(f"{name}: got an empty parameter list")
+        if defaults.get("fused") and defaults.get("differentiable"):
+            raise RuntimeError(f"{name}: fused=True does not support differentiable=True")
+        if defaults.get("fused") and defaults.get("foreach"):
+            raise RuntimeError(f"{name}: fused=True and foreach=True cannot be used together")
         self.defaults = defaults
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}  # keyed by the parameter's position over all groups
@@ -79,9 +92,9 @@ class Optimizer:
 
     @staticmethod
     def _subtract(p: Tensor, delta: np.ndarray) -> None:
-        """p -= delta, in place."""
+        """p -= delta, in place; delta is cast to p's dtype first (no copy when it has it already)."""
         with no_grad():
-            p.sub_(p.new_tensor(delta))
+            p.sub_(as_tensor(delta, dtype=p.dtype))
 
     def _params(self) -> Iterable[tuple[int, Tensor, dict[str, Any]]]:
         """(index, parameter, its group) for every parameter that has a gradient."""
@@ -104,6 +117,12 @@ class Optimizer:
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient (the others, and their state, are left alone);
         `closure` re-evaluates the loss first, which is returned."""
+        for group in self.param_groups:
+            for flag, needs in (("capturable", "CUDA graph capture, on a CUDA device"),
+                                ("differentiable", "the update recorded in the graph, for non-leaf parameters")):
+                if group.get(flag):
+                    raise RuntimeError(f"{type(self).__name__}: {flag}=True needs {needs}; tinygrad_cnn steps "
+                                       "leaf parameters on the CPU outside the graph")
         loss = None
         if closure is not None:
             with enable_grad():
@@ -164,13 +183,15 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False, fused: bool | None = None) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got {lr}, {momentum}, {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov, maximize=maximize))
+                                      nesterov=nesterov, maximize=maximize, foreach=foreach,
+                                      differentiable=differentiable, fused=fused))
 
     def _update(self, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> np.ndarray:
         momentum = group["momentum"]
@@ -192,11 +213,12 @@ class RMSprop(Optimizer):
     """
 
     def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
-                 maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, capturable: bool = False,
+                 foreach: bool | None = None, maximize: bool = False, differentiable: bool = False) -> None:
         self._check_non_negative(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                                      centered=centered, maximize=maximize))
+                                      centered=centered, capturable=capturable, foreach=foreach, maximize=maximize,
+                                      differentiable=differentiable))
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = dict(step=0, square_avg=np.zeros(p.shape, p.dtype))
@@ -235,11 +257,13 @@ class Adagrad(Optimizer):
     """
 
     def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False) -> None:
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, foreach: bool | None = None, *,
+                 maximize: bool = False, differentiable: bool = False, fused: bool | None = None) -> None:
         self._check_non_negative(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                  initial_accumulator_value=initial_accumulator_value, eps=eps)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize))
+                                      initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable, fused=fused))
         params = [(p, group) for group in self.param_groups for p in group["params"]]
         self.state = {i: self._init_state(p, group) for i, (p, group) in enumerate(params)}
 
@@ -260,10 +284,12 @@ class Adadelta(Optimizer):
     """
 
     def __init__(self, params: Params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, foreach: bool | None = None, *, capturable: bool = False,
+                 maximize: bool = False, differentiable: bool = False) -> None:
         self._check_non_negative(lr=lr, eps=eps, weight_decay=weight_decay)
         check_argument(self, 0 <= rho <= 1, "rho", "in [0, 1]", rho)
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, foreach=foreach,
+                                      capturable=capturable, maximize=maximize, differentiable=differentiable))
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return dict(step=0, square_avg=np.zeros(p.shape, p.dtype), acc_delta=np.zeros(p.shape, p.dtype))
@@ -315,9 +341,11 @@ class Adam(_AdamFamily):
     """
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize,
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad=amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=decoupled_weight_decay)
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
@@ -339,9 +367,11 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov and Hutter, 2019); PyTorch's default decay 1e-2."""
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)
 
 
@@ -354,10 +384,12 @@ class NAdam(_AdamFamily):
 
     def __init__(self, params: Params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3,
-                 decoupled_weight_decay: bool = False, *, maximize: bool = False) -> None:
+                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False) -> None:
         self._check_non_negative(momentum_decay=momentum_decay)
         super().__init__(params, lr, betas, eps, weight_decay, momentum_decay=momentum_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+                         decoupled_weight_decay=decoupled_weight_decay, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable)
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {**super()._init_state(p, group), "mu_product": 1.0}
@@ -383,9 +415,10 @@ class RAdam(_AdamFamily):
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, decoupled_weight_decay: bool = False, *,
-                 maximize: bool = False) -> None:
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, decoupled_weight_decay=decoupled_weight_decay,
-                         maximize=maximize)
+                         foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable)
 
     def _update(self, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> np.ndarray:
         m, v, t = self._moments(g, state, group)
