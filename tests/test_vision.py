@@ -269,8 +269,9 @@ def test_identity_affine_returns_the_image(img):
 def test_affine_translation_shifts_by_whole_pixels(img, dx, dy):
     expected = np.full_like(img, 5)
     h, w = img.shape[:2]
-    expected[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = img[max(-dy, 0):h - max(dy, 0),
-                                                                         max(-dx, 0):w - max(dx, 0)]
+    for i, j in np.ndindex(h, w):  # output pixel (i, j) shows input pixel (i - dy, j - dx), if there is one
+        if 0 <= i - dy < h and 0 <= j - dx < w:
+            expected[i, j] = img[i - dy, j - dx]
     np.testing.assert_array_equal(TF.affine(img, 0, [dx, dy], 1.0, 0, fill=5), expected)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .device import to_device
-from .rng import get_generator
+from .generator import Generator, numpy_generator
 from .shapes import size_args
 from .tensor import DEFAULT_FLOAT, Tensor
 
@@ -50,16 +50,19 @@ def ones_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: b
     return _new(np.ones(t.shape, dtype=dtype or t.dtype), requires_grad, device)
 
 
-def rand(*size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Uniform on [0, 1), from the generator `manual_seed` sets."""
+def rand(*size: int, generator: Generator | None = None, dtype: Any = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    """Uniform on [0, 1), from `generator` (default: the global one `manual_seed` sets)."""
     dtype = np.dtype(dtype or DEFAULT_FLOAT)
-    return _new(get_generator().random(size_args(size)).astype(dtype), requires_grad, device)
+    return _new(numpy_generator(generator, "rand").random(size_args(size)).astype(dtype), requires_grad, device)
 
 
-def randn(*size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Standard normal, from the generator `manual_seed` sets."""
+def randn(*size: int, generator: Generator | None = None, dtype: Any = None, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    """Standard normal, from `generator` (default: the global one `manual_seed` sets)."""
     dtype = np.dtype(dtype or DEFAULT_FLOAT)
-    return _new(get_generator().standard_normal(size_args(size)).astype(dtype), requires_grad, device)
+    data = numpy_generator(generator, "randn").standard_normal(size_args(size))
+    return _new(data.astype(dtype), requires_grad, device)
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
@@ -89,12 +92,14 @@ def empty_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: 
     return zeros_like(t, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def rand_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return rand(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+def rand_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False, *,
+              generator: Generator | None = None) -> Tensor:
+    return rand(t.shape, generator=generator, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
 
 
-def randn_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return randn(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+def randn_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False, *,
+               generator: Generator | None = None) -> Tensor:
+    return randn(t.shape, generator=generator, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
 
 
 def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = None,
@@ -114,7 +119,7 @@ def logspace(start: float, end: float, steps: int, base: float = 10.0, dtype: An
 
 
 def randint(low: int, high: Any = None, size: tuple[int, ...] = (), dtype: Any = None,
-            device: Any = None) -> Tensor:
+            device: Any = None, *, generator: Generator | None = None) -> Tensor:
     """Integers uniform on [low, high), int64 unless given; randint(high, size) starts at 0, as PyTorch."""
     if isinstance(high, (tuple, list)):
         low, high, size = 0, low, high
@@ -122,22 +127,23 @@ def randint(low: int, high: Any = None, size: tuple[int, ...] = (), dtype: Any =
         low, high = 0, low
     if low >= high:
         raise RuntimeError(f"randint: expects low < high, got low={low} and high={high}")
-    return _new(get_generator().integers(low, high, size_args((size,))).astype(dtype or np.int64), False, device)
+    data = numpy_generator(generator, "randint").integers(low, high, size_args((size,)))
+    return _new(data.astype(dtype or np.int64), False, device)
 
 
-def randperm(n: int, dtype: Any = None, device: Any = None) -> Tensor:
+def randperm(n: int, dtype: Any = None, device: Any = None, *, generator: Generator | None = None) -> Tensor:
     """A random permutation of 0 .. n-1, int64 unless given."""
     if n < 0:
         raise RuntimeError(f"randperm: n must be non-negative, got {n}")
-    return _new(get_generator().permutation(n).astype(dtype or np.int64), False, device)
+    return _new(numpy_generator(generator, "randperm").permutation(n).astype(dtype or np.int64), False, device)
 
 
 def normal(mean: float, std: float, size: tuple[int, ...], dtype: Any = None, device: Any = None,
-           requires_grad: bool = False) -> Tensor:
+           requires_grad: bool = False, *, generator: Generator | None = None) -> Tensor:
     """Draws from N(mean, std^2) of the given size (the float-arguments form of torch.normal)."""
     if std < 0:
         raise RuntimeError(f"normal: expects std >= 0.0, got {std}")
-    data = get_generator().normal(mean, std, size_args((size,)))
+    data = numpy_generator(generator, "normal").normal(mean, std, size_args((size,)))
     return _new(data.astype(dtype or DEFAULT_FLOAT), requires_grad, device)
 
 

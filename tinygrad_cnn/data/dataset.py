@@ -12,8 +12,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..generator import Generator, numpy_generator
 from ..tensor import Tensor
-from .sampler import check_generator, generator_or_global
 
 
 def check_dataset(dataset: Any, where: str) -> None:
@@ -66,7 +66,7 @@ class TensorDataset(Dataset):
                 raise ValueError(f"TensorDataset: argument {position} is 0-d; every tensor needs a first dim "
                                  f"to index samples along")
             converted.append(t)
-        shapes = [t.shape for t in converted]
+        shapes = [tuple(t.shape) for t in converted]  # tuples print as (3, 2), Sizes as Size([3, 2])
         if len({s[0] for s in shapes}) != 1:
             raise ValueError(f"TensorDataset: size mismatch between tensors: all first dims must be equal, "
                              f"got shapes {shapes}")
@@ -161,7 +161,7 @@ def _split_lengths(n: int, lengths: list[int | float]) -> list[int]:
 
 
 def random_split(dataset: Any, lengths: Sequence[int | float],
-                 generator: np.random.Generator | None = None) -> list[Subset]:
+                 generator: Generator | np.random.Generator | None = None) -> list[Subset]:
     """Split `dataset` into non-overlapping Subsets of the given lengths, at random.
 
     Args:
@@ -169,16 +169,17 @@ def random_split(dataset: Any, lengths: Sequence[int | float],
         lengths: the splits' sizes, summing to len(dataset); or fractions summing to 1, turned
             into sizes as PyTorch does (floor(len * fraction), then the remainder one by one,
             round-robin from the first split).
-        generator: a numpy.random.Generator; None draws from the global generator (`manual_seed`).
+        generator: a tinygrad_cnn.Generator or numpy.random.Generator; None draws from the global generator
+            (`manual_seed`).
 
     Raises ValueError if the lengths do not sum to len(dataset) or a fraction is outside [0, 1].
     """
     check_dataset(dataset, "random_split: dataset")
-    check_generator(generator, "random_split")
+    shuffler = numpy_generator(generator, "random_split")
     n = len(dataset)
     counts = _split_lengths(n, list(lengths))
     if sum(counts) != n:
         raise ValueError(f"random_split: sum of input lengths ({sum(counts)}) does not equal the length of the "
                          f"input dataset ({n})")
-    order = generator_or_global(generator).permutation(n).tolist()
+    order = shuffler.permutation(n).tolist()
     return [Subset(dataset, order[end - count:end]) for end, count in zip(itertools.accumulate(counts), counts)]

@@ -1,4 +1,5 @@
-"""DataLoader: batches of a dataset, optionally reshuffled every epoch, reproducibly.
+"""DataLoader: batches of a dataset, optionally reshuffled every epoch, reproducibly, loaded in
+this process or in worker processes.
 
 Order. As in torch.utils.data, a sampler yields the dataset indices of an epoch and a batch
 sampler groups them into batches: by default a SequentialSampler (or, with `shuffle=True`, a
@@ -6,10 +7,17 @@ RandomSampler) and a BatchSampler of `batch_size`; pass `sampler` or `batch_samp
 your own. Each batch's samples are combined by `collate_fn` (default: `default_collate`).
 
 Randomness. With `seed=n` the loader owns a generator `np.random.default_rng(n)`; with
-`generator=g` (a numpy.random.Generator) it draws from g; with neither it draws from the global
-generator that `tinygrad_cnn.manual_seed` sets (as torch's DataLoader draws from torch's global
-RNG). Each `iter(loader)` starts an epoch and, if `shuffle`, draws one permutation, so
-consecutive epochs differ and the same seed gives the same sequence of epochs.
+`generator=g` (a tinygrad_cnn.Generator or numpy.random.Generator) it draws from g; with neither
+it draws from the global generator that `tinygrad_cnn.manual_seed` sets (as torch's DataLoader
+draws from torch's global RNG). Each `iter(loader)` starts an epoch and, if `shuffle`, draws one
+permutation, so consecutive epochs differ and the same seed gives the same sequence of epochs.
+
+Workers. With `num_workers > 0` the order is drawn here exactly as without workers (same seed,
+same batches), and worker processes (data/worker.py) build the batches. Each epoch's workers
+are seeded from a base seed derived from the generator's state and the epoch number, read
+without advancing the generator (PyTorch draws it, which would shift every later shuffle);
+worker k seeds the global tinygrad_cnn generator, np.random and Python's random with
+base seed + k.
 
 Checkpointing. `state_dict()` holds the loader's generator state (its own, or g's), the number
 of epochs started and, when taken in the middle of an epoch, that epoch's order and how many
@@ -18,26 +26,31 @@ batches were already yielded; `load_state_dict()` on a loader built the same way
 would have drawn them), restoring g's state too. With neither seed nor generator the generator
 is the global one, which is not the loader's to save: checkpoint
 `tinygrad_cnn.rng.get_generator().bit_generator.state` alongside it. A loader given its own
-`sampler` or `batch_sampler` cannot be checkpointed: its order lives in that object.
+`sampler` or `batch_sampler` cannot be checkpointed: its order lives in that object. With workers,
+the position counts the batches yielded (not those prefetched), so checkpoints work the same;
+with `in_order=False` the batches come in no reproducible order and cannot be checkpointed.
 """
 from __future__ import annotations
 
 import copy
+import functools
+import multiprocessing
 import numbers
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..generator import Generator, check_generator, numpy_generator
 from ..tensor import Tensor
 from .dataset import Subset, TensorDataset, check_dataset
-from .sampler import (BatchSampler, RandomSampler, SequentialSampler, check_generator, generator_or_global,
-                      is_int)
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, is_int
+from .worker import WorkerBatches, WorkerPool
 
 _STATE_KEYS = {"seed", "epoch", "generator", "num_samples", "order", "position"}
 
 
 class DataLoader:
-    """Iterate over `dataset` in batches, as torch.utils.data.DataLoader (single process).
+    """Iterate over `dataset` in batches, as torch.utils.data.DataLoader.
 
     Args:
         dataset: a TensorDataset, or any object with `__getitem__` and `__len__()`.
@@ -47,12 +60,20 @@ class DataLoader:
             excludes `shuffle=True`.
         batch_sampler: an iterable of lists of indices, one list per batch; excludes
             `batch_size`, `shuffle`, `sampler` and `drop_last`.
-        num_workers: must be 0: batches are loaded in this process (parallel loading is not there yet).
+        num_workers: 0 loads batches in this process; n > 0 in n worker processes.
         collate_fn: makes a batch of a list of samples; default `default_collate`.
         pin_memory: accepted for PyTorch scripts; no effect (there is no GPU to copy to).
         drop_last: drop the last batch if it is smaller than `batch_size`.
-        worker_init_fn: accepted, never called (as PyTorch's with num_workers=0).
-        generator: a numpy.random.Generator to shuffle with (not a torch.Generator).
+        timeout: seconds to wait for a batch from the workers before RuntimeError; 0 waits forever.
+        worker_init_fn: called as `worker_init_fn(worker_id)` in each worker after its seeding, before
+            it loads anything (never with num_workers=0, as PyTorch).
+        multiprocessing_context: how workers start: None (the platform's default start method),
+            'fork', 'spawn', 'forkserver' or a multiprocessing context.
+        generator: a tinygrad_cnn.Generator or numpy.random.Generator to shuffle with.
+        prefetch_factor: batches each worker loads ahead (default 2 with workers; must be None
+            without).
+        persistent_workers: keep the workers between epochs (needs num_workers > 0).
+        in_order: yield batches in the sampler's order (default); False yields each as it is ready.
         seed: seed of the loader's own generator; excludes `generator`. With neither, shuffling
             draws from the global generator.
 
@@ -65,18 +86,22 @@ class DataLoader:
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool | None = None,
                  sampler: Iterable[Any] | None = None, batch_sampler: Iterable[list[Any]] | None = None,
                  num_workers: int = 0, collate_fn: Callable[[list[Any]], Any] | None = None, pin_memory: bool = False,
-                 drop_last: bool = False, *, worker_init_fn: Callable[[int], None] | None = None,
-                 generator: np.random.Generator | None = None, seed: int | None = None) -> None:
+                 drop_last: bool = False, timeout: float = 0, worker_init_fn: Callable[[int], None] | None = None,
+                 multiprocessing_context: Any = None, generator: Generator | np.random.Generator | None = None, *,
+                 prefetch_factor: int | None = None, persistent_workers: bool = False, in_order: bool = True,
+                 seed: int | None = None) -> None:
         check_dataset(dataset, "DataLoader: dataset")
         if not is_int(batch_size):
             raise TypeError(f"DataLoader: batch_size must be an int, got {batch_size!r}")
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be at least 1, got {batch_size}")
         for name, flag in (("shuffle", False if shuffle is None else shuffle), ("drop_last", drop_last),
-                           ("pin_memory", pin_memory)):
+                           ("pin_memory", pin_memory), ("persistent_workers", persistent_workers),
+                           ("in_order", in_order)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"DataLoader: {name} must be a bool, got {flag!r}")
-        _check_num_workers(num_workers)
+        self.multiprocessing_context = _check_workers(num_workers, timeout, prefetch_factor, persistent_workers,
+                                                      multiprocessing_context)
         for name, value, kind in (("sampler", sampler, "an iterable of indices"),
                                   ("batch_sampler", batch_sampler, "an iterable of lists of indices")):
             if value is not None and not (hasattr(value, "__iter__") or hasattr(value, "__getitem__")):
@@ -115,9 +140,14 @@ class DataLoader:
         self.sampler = sampler
         self.batch_sampler = batch_sampler
         self.collate_fn = default_collate if collate_fn is None else collate_fn
-        self.num_workers = 0
+        self.num_workers = int(num_workers)
+        self.prefetch_factor = None if num_workers == 0 else 2 if prefetch_factor is None else int(prefetch_factor)
+        self.persistent_workers = bool(persistent_workers)
+        self.timeout = timeout
+        self.in_order = bool(in_order)
         self.pin_memory = bool(pin_memory)
         self.worker_init_fn = worker_init_fn
+        self._pool: WorkerPool | None = None  # the persistent workers, once started
         self._epoch = 0
         # The epoch in progress, as seen by the most recent iterator: its order and batches yielded.
         self._order: np.ndarray | None = None
@@ -131,9 +161,9 @@ class DataLoader:
         return len(self.batch_sampler)
 
     @property
-    def generator(self) -> np.random.Generator:
+    def generator(self) -> Generator | np.random.Generator:
         """The generator the next shuffle draws from (the global one when neither seed nor generator was given)."""
-        return generator_or_global(self._generator)
+        return self._generator if self._generator is not None else numpy_generator(None, "DataLoader")
 
     def __iter__(self) -> Iterator[Any]:
         self._iterator_id += 1
@@ -152,21 +182,30 @@ class DataLoader:
         return self._batches(iter(rest), start, self._iterator_id)
 
     def _batches(self, index_batches: Iterator[list[Any]], start: int, iterator_id: int) -> Iterator[Any]:
-        for position, indices in enumerate(index_batches, start + 1):
-            batch = self._fetch(indices)
-            if iterator_id == self._iterator_id:  # only the newest iterator is the one checkpointed
-                self._position = position
-            yield batch
+        fetch = functools.partial(_fetch, self.dataset, self.collate_fn)
+        batches = map(fetch, index_batches) if self.num_workers == 0 else self._from_workers(index_batches, fetch)
+        try:
+            for position, batch in enumerate(batches, start + 1):
+                if iterator_id == self._iterator_id:  # only the newest iterator is the one checkpointed
+                    self._position = position
+                yield batch
+        finally:  # exhausted, abandoned (closed or garbage-collected) or failed: let go of the workers
+            if isinstance(batches, WorkerBatches):
+                batches.close()
         if iterator_id == self._iterator_id:
             self._order = self._position = None
 
-    def _fetch(self, indices: list[Any]) -> Any:
-        if self.collate_fn is default_collate:
-            source = _tensor_rows(self.dataset, indices)
-            if source is not None:
-                tensors, rows = source
-                return tuple(Tensor._wrap(t.detach().numpy()[rows]) for t in tensors)
-        return self.collate_fn([self.dataset[i] for i in indices])
+    def _from_workers(self, index_batches: Iterator[list[Any]], fetch: Callable[[list[Any]], Any]) -> WorkerBatches:
+        """This epoch's batches from worker processes: the persistent ones, or new ones seeded for this epoch."""
+        pool = self._pool
+        if pool is None or pool.closed:
+            base_seed = _worker_base_seed(numpy_generator(self._generator, "DataLoader"), self._epoch)
+            pool = WorkerPool(self.multiprocessing_context or multiprocessing.get_context(), self.num_workers,
+                              base_seed, self.dataset, fetch, self.worker_init_fn)
+            if self.persistent_workers:
+                self._pool = pool
+        return WorkerBatches(pool, index_batches, self.prefetch_factor, self.timeout, self.in_order,
+                             self.persistent_workers)
 
     def __repr__(self) -> str:
         if self._own_order:
@@ -182,6 +221,13 @@ class DataLoader:
             raise RuntimeError(f"DataLoader.{method}: this loader was given a sampler or batch_sampler, whose "
                                "state is not the loader's to save; only a loader that orders the samples itself "
                                "(batch_size, shuffle, drop_last, seed or generator) can be checkpointed")
+        if not self.in_order and self.num_workers > 0:
+            raise RuntimeError(f"DataLoader.{method}: with in_order=False the workers' batches arrive in no "
+                               "reproducible order, so the loader cannot be checkpointed; use in_order=True")
+
+    def _bit_generator(self) -> np.random.BitGenerator:
+        """The state behind the loader's own generator (seed or generator given), a NumPy one or a Generator's."""
+        return numpy_generator(self._generator, "DataLoader").bit_generator
 
     def state_dict(self) -> dict[str, Any]:
         """The loader's position in its sequence of epochs, as plain Python/NumPy data."""
@@ -190,7 +236,7 @@ class DataLoader:
         return {
             "seed": self.seed,
             "epoch": self._epoch,
-            "generator": None if self._generator is None else copy.deepcopy(self._generator.bit_generator.state),
+            "generator": None if self._generator is None else copy.deepcopy(self._bit_generator().state),
             "num_samples": len(self.dataset),
             "order": self._order.copy() if mid_epoch and self.shuffle else None,
             "position": self._position,
@@ -224,22 +270,57 @@ class DataLoader:
                 raise ValueError("DataLoader.load_state_dict: the saved order is not a permutation of the dataset")
             resume = (order.copy(), position)
         if self._generator is not None:
-            self._generator.bit_generator.state = copy.deepcopy(state["generator"])
+            self._bit_generator().state = copy.deepcopy(state["generator"])
         self._epoch = int(state["epoch"])
         self._resume = resume
         self._order = self._position = None
 
 
-def _check_num_workers(num_workers: Any) -> None:
+def _check_workers(num_workers: Any, timeout: Any, prefetch_factor: Any, persistent_workers: bool,
+                   context: Any) -> Any:
+    """Check the worker options as PyTorch does; return the multiprocessing context (None: the default)."""
     if not is_int(num_workers):
         raise TypeError(f"DataLoader: num_workers must be an int, got {num_workers!r}")
     if num_workers < 0:
         raise ValueError("DataLoader: num_workers option should be non-negative; use num_workers=0 to disable "
                          "multiprocessing")
-    if num_workers > 0:
-        # TypeError, as for every PyTorch feature not there yet (docs/coming-from-pytorch.md)
-        raise TypeError(f"DataLoader: num_workers={num_workers} is not supported yet: batches are loaded in the "
-                        "main process; pass num_workers=0")
+    if isinstance(timeout, (bool, np.bool_)) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"DataLoader: timeout must be a number of seconds, got {timeout!r}")
+    if timeout < 0:
+        raise ValueError(f"DataLoader: timeout option should be non-negative, got {timeout}")
+    if prefetch_factor is not None:
+        if num_workers == 0:
+            raise ValueError("DataLoader: prefetch_factor option could only be specified in multiprocessing; let "
+                             "num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None")
+        if not is_int(prefetch_factor):
+            raise TypeError(f"DataLoader: prefetch_factor must be an int, got {prefetch_factor!r}")
+        if prefetch_factor < 1:
+            raise ValueError(f"DataLoader: prefetch_factor must be at least 1, got {prefetch_factor}")
+    if persistent_workers and num_workers == 0:
+        raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
+    if context is None:
+        return None
+    if num_workers == 0:
+        raise ValueError(f"DataLoader: multiprocessing_context can only be used with multi-process loading "
+                         f"(num_workers > 0), but got num_workers={num_workers}")
+    if isinstance(context, str):
+        methods = multiprocessing.get_all_start_methods()
+        if context not in methods:
+            raise ValueError(f"DataLoader: multiprocessing_context option should specify a valid start method in "
+                             f"{methods}, but got multiprocessing_context={context!r}")
+        return multiprocessing.get_context(context)
+    if not isinstance(context, multiprocessing.context.BaseContext):
+        raise TypeError(f"DataLoader: multiprocessing_context option should be a valid context object or a string "
+                        f"specifying the start method, but got multiprocessing_context={context!r}")
+    return context
+
+
+def _worker_base_seed(generator: np.random.Generator, epoch: int) -> int:
+    """The epoch's base seed for the workers (63 bits, as PyTorch's int64 seeds): a hash of the generator's next
+    raw output, read from a copy so the shuffles stay as without workers, and of the epoch number, so that a
+    loader whose generator never advances (no shuffle) still seeds each epoch's workers differently."""
+    peek = int(copy.deepcopy(generator.bit_generator).random_raw())
+    return int(np.random.SeedSequence([peek, epoch]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _randomness(seed: int | None, has_generator: bool) -> str:
@@ -247,6 +328,16 @@ def _randomness(seed: int | None, has_generator: bool) -> str:
     if seed is not None:
         return f"seed={seed}"
     return "a generator passed as generator=" if has_generator else "seed=None (the global generator)"
+
+
+def _fetch(dataset: Any, collate_fn: Callable[[list[Any]], Any], indices: list[Any]) -> Any:
+    """The batch of `dataset` at `indices` (run in a worker process when there are workers)."""
+    if collate_fn is default_collate:
+        source = _tensor_rows(dataset, indices)
+        if source is not None:
+            tensors, rows = source
+            return tuple(Tensor._wrap(t.detach().numpy()[rows]) for t in tensors)
+    return collate_fn([dataset[i] for i in indices])
 
 
 def _tensor_rows(dataset: Any, indices: list[Any]) -> tuple[tuple[Tensor, ...], np.ndarray] | None:

@@ -1,9 +1,10 @@
 """Samplers as in torch.utils.data: iterables over dataset indices, which decide the order a
 DataLoader visits samples in (and, for a batch sampler, how they are grouped into batches).
 
-Randomness. A random sampler draws from the NumPy generator passed as `generator`, or, when it
-is None, from the global generator that `tinygrad_cnn.manual_seed` sets, looked up at each
-`iter()` (so seeding after building the sampler still counts). Every `iter()` draws afresh.
+Randomness. A random sampler draws from the generator passed as `generator` (a
+tinygrad_cnn.Generator or a numpy.random.Generator), or, when it is None, from the global
+generator that `tinygrad_cnn.manual_seed` sets, looked up at each `iter()` (so seeding after
+building the sampler still counts). Every `iter()` draws afresh.
 """
 from __future__ import annotations
 
@@ -14,25 +15,13 @@ from typing import Any, Generic, Iterable, Iterator, Sequence, Sized, TypeVar
 
 import numpy as np
 
-from ..rng import get_generator
+from ..generator import Generator, check_generator, numpy_generator
 
 T_co = TypeVar("T_co", covariant=True)
 
 # Indices drawn with replacement come in chunks of this many (PyTorch draws 32 at a time), so a huge num_samples
 # needs no huge array up front.
 _CHUNK = 1024
-
-
-def check_generator(generator: Any, where: str) -> None:
-    """Raise TypeError unless `generator` is a numpy.random.Generator or None; `where` names the caller."""
-    if generator is not None and not isinstance(generator, np.random.Generator):
-        raise TypeError(f"{where}: generator must be a numpy.random.Generator (e.g. np.random.default_rng(0)) "
-                        f"or None, got {type(generator).__name__}")
-
-
-def generator_or_global(generator: np.random.Generator | None) -> np.random.Generator:
-    """`generator`, or the global one when it is None (looked up now, so a later manual_seed counts)."""
-    return generator if generator is not None else get_generator()
 
 
 def is_int(x: Any) -> bool:
@@ -76,13 +65,13 @@ class RandomSampler(Sampler[int]):
         replacement: draw each index independently (repeats possible) instead of permuting.
         num_samples: how many indices to yield (default len(data_source)). Without replacement,
             more than len(data_source) gives whole permutations one after another, then part of one.
-        generator: a numpy.random.Generator; None draws from the global generator.
+        generator: a tinygrad_cnn.Generator or numpy.random.Generator; None draws from the global generator.
 
     Unlike PyTorch, an empty data_source with the default num_samples is allowed (and yields nothing).
     """
 
     def __init__(self, data_source: Sized, replacement: bool = False, num_samples: int | None = None,
-                 generator: np.random.Generator | None = None) -> None:
+                 generator: Generator | np.random.Generator | None = None) -> None:
         if not isinstance(replacement, (bool, np.bool_)):
             raise TypeError(f"RandomSampler: replacement should be a boolean value, "
                             f"but got replacement={replacement!r}")
@@ -103,7 +92,7 @@ class RandomSampler(Sampler[int]):
         n, count = len(self.data_source), self.num_samples
         if n == 0 and count > 0:
             raise ValueError(f"RandomSampler: cannot draw num_samples={count} indices from an empty data_source")
-        generator = generator_or_global(self.generator)
+        generator = numpy_generator(self.generator, "RandomSampler")
         if self.replacement:
             for start in range(0, count, _CHUNK):
                 yield from generator.integers(0, n, size=min(_CHUNK, count - start)).tolist()
@@ -120,13 +109,13 @@ class RandomSampler(Sampler[int]):
 class SubsetRandomSampler(Sampler[int]):
     """The given `indices` in a fresh random order per `iter()` (each exactly once)."""
 
-    def __init__(self, indices: Sequence[int], generator: np.random.Generator | None = None) -> None:
+    def __init__(self, indices: Sequence[int], generator: Generator | np.random.Generator | None = None) -> None:
         check_generator(generator, "SubsetRandomSampler")
         self.indices = indices
         self.generator = generator
 
     def __iter__(self) -> Iterator[int]:
-        generator = generator_or_global(self.generator)
+        generator = numpy_generator(self.generator, "SubsetRandomSampler")
         for i in generator.permutation(len(self.indices)).tolist():
             yield self.indices[i]
 

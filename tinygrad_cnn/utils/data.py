@@ -1,7 +1,8 @@
 """`torch.utils.data` under its PyTorch path: the data package's datasets, samplers and DataLoader,
 re-exported from `tinygrad_cnn.data` (where they live, with the IDX reader and the embedded digits)."""
 from ..data import (BatchSampler, ConcatDataset, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, Subset,
-                    SubsetRandomSampler, TensorDataset, default_collate, random_split)
+                    SubsetRandomSampler, TensorDataset, default_collate, get_worker_info, random_split)
 
 __all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler",
-           "Subset", "SubsetRandomSampler", "TensorDataset", "default_collate", "random_split"]
+           "Subset", "SubsetRandomSampler", "TensorDataset", "default_collate", "get_worker_info",
+           "random_split"]
