@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 import torch.utils.data as torch_data  # noqa: E402 (after the importorskip)
 
 PUBLIC = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler",
-          "Subset", "SubsetRandomSampler", "TensorDataset", "default_collate", "get_worker_info",
+          "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate", "get_worker_info",
           "random_split"]
 NN_UTILS = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
             "parameters_to_vector", "vector_to_parameters"]
@@ -572,3 +572,41 @@ def test_vector_to_parameters_rejects():
             nn_utils.vector_to_parameters(vec, params)
     with pytest.raises(ValueError, match=mentions("parameters_to_vector", "at least one")):
         nn_utils.parameters_to_vector([])
+
+
+# ================================================================ WeightedRandomSampler
+
+@settings(max_examples=20, deadline=None)
+@given(weights=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=6).filter(lambda w: sum(w) > 0.5),
+       seed=st.integers(0, 2**32 - 1))
+def test_weighted_sampler_draws_in_proportion_to_the_weights(weights, seed):
+    draws = np.array(list(data.WeightedRandomSampler(weights, 20_000, generator=np.random.default_rng(seed))))
+    frequencies = np.bincount(draws, minlength=len(weights)) / len(draws)
+    expected = np.array(weights) / sum(weights)
+    assert np.all(frequencies[expected == 0] == 0)
+    # each frequency within 5 standard deviations of its binomial expectation
+    assert np.all(np.abs(frequencies - expected) <= 5 * np.sqrt(expected * (1 - expected) / len(draws)) + 1e-12)
+
+
+def test_weighted_sampler_without_replacement_draws_each_nonzero_index_once():
+    sampler = data.WeightedRandomSampler(tg.tensor([1.0, 0.0, 3.0, 2.0]), 3, replacement=False,
+                                         generator=tg.Generator().manual_seed(0))
+    assert sorted(sampler) == [0, 2, 3] and len(sampler) == 3
+    first_draws = [next(iter(data.WeightedRandomSampler([1.0, 100.0], 1, generator=np.random.default_rng(s))))
+                   for s in range(50)]
+    assert first_draws.count(1) > 40  # index 1 carries 100/101 of the weight
+
+
+@pytest.mark.parametrize("args, kwargs", [(([1.0, 2.0], 0), {}), (([1.0, 2.0], 2.5), {}),
+                                          (([[1.0, 2.0]], 2), {}), (([1.0, 2.0], 2), {"replacement": "a"})])
+def test_weighted_sampler_argument_errors_like_torch(args, kwargs):
+    raises_like_torch(ValueError, lambda: data.WeightedRandomSampler(*args, **kwargs),
+                      lambda: torch_data.WeightedRandomSampler(*args, **kwargs))
+
+
+def test_weighted_sampler_refuses_weights_torch_cannot_draw_from():
+    for weights in ([-1.0, 2.0], [0.0, 0.0], [float("nan"), 1.0]):
+        with pytest.raises(RuntimeError):
+            list(torch_data.WeightedRandomSampler(weights, 2))
+        with pytest.raises(RuntimeError, match="WeightedRandomSampler: weights"):
+            data.WeightedRandomSampler(weights, 2)

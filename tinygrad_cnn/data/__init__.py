@@ -12,9 +12,11 @@ from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from .digits import digits_dataset, load_digits
 from .idx import load_idx_dataset, read_idx, write_idx
 from .loader import DataLoader, default_collate
-from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler
+from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+                      WeightedRandomSampler)
 from .worker import get_worker_info
 
 __all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler",
-           "Subset", "SubsetRandomSampler", "TensorDataset", "default_collate", "digits_dataset",
-           "get_worker_info", "load_digits", "load_idx_dataset", "random_split", "read_idx", "write_idx"]
+           "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate",
+           "digits_dataset", "get_worker_info", "load_digits", "load_idx_dataset", "random_split", "read_idx",
+           "write_idx"]

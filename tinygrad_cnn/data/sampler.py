@@ -123,6 +123,40 @@ class SubsetRandomSampler(Sampler[int]):
         return len(self.indices)
 
 
+class WeightedRandomSampler(Sampler[int]):
+    """`num_samples` indices in [0, len(weights)), index i drawn with probability weights[i] / sum(weights):
+    independently (`replacement=True`, repeats possible) or without repeats. The usual cure for an
+    unbalanced dataset: weight each sample by 1 / (its class's count)."""
+
+    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
+                 generator: Generator | np.random.Generator | None = None) -> None:
+        if not (is_int(num_samples) and num_samples > 0):
+            raise ValueError(f"WeightedRandomSampler: num_samples should be a positive integer value, "
+                             f"but got num_samples={num_samples!r}")
+        if not isinstance(replacement, (bool, np.bool_)):
+            raise ValueError(f"WeightedRandomSampler: replacement should be a boolean value, "
+                             f"but got replacement={replacement!r}")
+        check_generator(generator, "WeightedRandomSampler")
+        weights = np.asarray(weights.detach().numpy() if hasattr(weights, "detach") else weights, dtype=np.float64)
+        if weights.ndim != 1:
+            raise ValueError(f"WeightedRandomSampler: weights must be a 1-D sequence, got shape {weights.shape}")
+        if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise RuntimeError("WeightedRandomSampler: weights must be finite, non-negative and not all zero")
+        if not replacement and num_samples > np.count_nonzero(weights):
+            raise RuntimeError(f"WeightedRandomSampler: cannot draw num_samples={num_samples} samples without "
+                               f"replacement from {np.count_nonzero(weights)} non-zero weights")
+        self.weights, self.num_samples, self.replacement = weights, int(num_samples), bool(replacement)
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[int]:
+        generator = numpy_generator(self.generator, "WeightedRandomSampler")
+        p = self.weights / self.weights.sum()
+        yield from generator.choice(len(p), size=self.num_samples, replace=self.replacement, p=p).tolist()
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 class BatchSampler(Sampler[list[int]]):
     """Group the indices of `sampler` (any iterable) into lists of `batch_size`; the last one is
     shorter, or dropped if `drop_last`.
