@@ -5,14 +5,19 @@ without touching this file. The blocks of one page run in order in one namespace
 later block can use names from an earlier one; blocks fenced as ```bash, ```text and so on
 are only shown. A block fails the test when it raises, and the report names the page,
 the block and the line in the Markdown file.
+
+The pages are for users who ran only the README's main install: pytest and hypothesis (the
+`test` extra) cannot be imported by a block, unless its first line says it needs them
+(`# needs the test extra`).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import traceback
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import pytest
 
@@ -21,6 +26,8 @@ from tinygrad_cnn.autograd.function import Primitive
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted(ROOT.glob("docs/*.md")) + [p for p in [ROOT / "README.md"] if p.exists()]
 RUN_LANGUAGES = {"python", "py"}
+NEEDS_TEST_EXTRA = "# needs the test extra"
+TEST_EXTRA_MODULES = ("pytest", "hypothesis")
 
 # An opening fence: any indent (fences inside list items are indented), three or more
 # backticks or tildes, then the language.
@@ -84,6 +91,21 @@ def isolated(tmp_path, monkeypatch):
         sys.modules["matplotlib.pyplot"].close("all")
 
 
+@contextlib.contextmanager
+def without_test_extra() -> Iterator[None]:
+    """`import pytest` and `import hypothesis...` raise ImportError inside the block, as after the
+    main install (a None in sys.modules makes the import fail)."""
+    hidden = {name: module for name, module in sys.modules.items()
+              if name.split(".")[0] in TEST_EXTRA_MODULES}
+    sys.modules.update({name: None for name in hidden} | {name: None for name in TEST_EXTRA_MODULES})
+    try:
+        yield
+    finally:
+        for name in TEST_EXTRA_MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(hidden)
+
+
 def run_page(page: Path, name: str) -> None:
     """Run the page's python blocks in order in one namespace; fail naming `name`, the block
     that raised and its line."""
@@ -91,8 +113,10 @@ def run_page(page: Path, name: str) -> None:
     for block in python_blocks(page.read_text(encoding="utf-8")):
         # leading newlines make tracebacks show the Markdown file's own line numbers
         code = compile("\n" * (block.line - 1) + block.code, str(page), "exec")
+        extras = contextlib.nullcontext() if block.code.startswith(NEEDS_TEST_EXTRA) else without_test_extra()
         try:
-            exec(code, namespace)
+            with extras:
+                exec(code, namespace)
         except Exception as e:
             trace = "".join(traceback.format_exception(type(e), e, e.__traceback__.tb_next))
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -128,3 +152,16 @@ def test_a_raising_block_fails_and_is_located(tmp_path, isolated):
     assert 'broken.md", line 11' in message  # the traceback points into the Markdown file
     assert (tmp_path / "written.txt").exists() and not (ROOT / "written.txt").exists()
     assert not (tmp_path / "never.txt").exists()  # nothing runs after the failing block
+
+
+def test_blocks_cannot_import_the_test_extra_unless_they_say_so(tmp_path, isolated):
+    page = tmp_path / "page.md"
+    page.write_text("```python\nimport numpy\n```\n\n```python\nimport pytest\n```\n")
+    with pytest.raises(pytest.fail.Exception, match="block 2 .* raised ModuleNotFoundError"):
+        run_page(page, "page.md")
+    page.write_text("```python\nfrom hypothesis import strategies\n```\n")
+    with pytest.raises(pytest.fail.Exception, match="raised ModuleNotFoundError"):
+        run_page(page, "page.md")
+    page.write_text(f"```python\n{NEEDS_TEST_EXTRA}\nimport pytest\nfrom hypothesis import given\n```\n")
+    run_page(page, "page.md")
+    import hypothesis.strategies  # noqa: F401 (the test session's own imports still work afterwards)
