@@ -333,6 +333,23 @@ def matmul_example(draw) -> Example:
     return example(draw(tensors(x_shape)), draw(tensors(y_shape)))
 
 
+@st.composite
+def einsum_example(draw) -> Example:
+    """1-3 operands of up to 3 letters from 'abcd' (each letter one size): letters shared between
+    operands, repeated within one (a diagonal), or in one alone (summed); the output explicit (some of
+    the letters, in any order) or implicit; sometimes a leading '...' whose dims broadcast."""
+    sizes = dict(zip("abcd", draw(st.lists(st.integers(1, 3), min_size=4, max_size=4))))
+    n = draw(st.integers(1, 3))
+    terms = ["".join(draw(st.lists(st.sampled_from("abcd"), max_size=3))) for _ in range(n)]
+    dots = draw(st.sampled_from(["", "..."]))
+    batches = draw(broadcastable_shapes(n, max_dims=1, max_side=2)) if dots else [()] * n
+    letters = sorted(set("".join(terms)))
+    output = "".join(draw(st.permutations(letters))[:draw(st.integers(0, len(letters)))])
+    arrow = draw(st.sampled_from(["", "->" + dots + output]))
+    operands = [draw(tensors(b + tuple(sizes[c] for c in t))) for b, t in zip(batches, terms)]
+    return example(*operands, equation=",".join(dots + t for t in terms) + arrow)
+
+
 class Geometry(NamedTuple):
     batch: tuple[int, int]
     kernel_size: tuple[int, int]
@@ -604,6 +621,7 @@ TABLE = [
     OpCase("Remainder", ops.Remainder, remainder_example(), lambda x, y, *, mode: getattr(x, mode)(y),
            lambda a, b, *, mode: getattr(np, mode)(a, b)),
     OpCase("Maximum", ops.Maximum, distinct_binary_example(), lambda x, y: x.maximum(y), np.maximum),
+    OpCase("Minimum", ops.Minimum, distinct_binary_example(), lambda x, y: x.minimum(y), np.minimum),
     OpCase("Where", ops.Where, where_example(), lambda x, y, *, condition: tg.where(condition, x, y),
            lambda a, b, *, condition: np.where(condition, a, b)),
     # elementwise, unary
@@ -635,6 +653,10 @@ TABLE = [
            reduce_reference(np.max)),
     OpCase("Max/max_dim", ops.Max, reduce_example(distinct_tensors, single_dim=True, min_dims=1),
            lambda x, *, dim, keepdim: x.max(dim, keepdim).values, reduce_reference(np.max)),
+    OpCase("Min/amin", ops.Min, reduce_example(distinct_tensors), lambda x, *, dim, keepdim: x.amin(dim, keepdim),
+           reduce_reference(np.min)),
+    OpCase("Min/min_dim", ops.Min, reduce_example(distinct_tensors, single_dim=True, min_dims=1),
+           lambda x, *, dim, keepdim: x.min(dim, keepdim).values, reduce_reference(np.min)),
     OpCase("Cumsum", ops.Cumsum, cumsum_example(), lambda x, *, dim: x.cumsum(dim),
            lambda a, *, dim: np.cumsum(a.reshape(a.shape or (1,)), axis=dim % max(a.ndim, 1)).reshape(a.shape)),
     OpCase("SumToSize", ops.SumToSize, sum_to_size_example(), lambda x, *, size: x.sum_to_size(size),
@@ -652,6 +674,8 @@ TABLE = [
     OpCase("Cat", ops.Cat, cat_example(), lambda *xs, dim: tg.cat(xs, dim), cat_reference),
     # matmul
     OpCase("MatMul", ops.MatMul, matmul_example(), operator.matmul, np.matmul),
+    OpCase("Einsum", ops.Einsum, einsum_example(), lambda *xs, equation: tg.einsum(equation, *xs),
+           lambda *arrays, equation: np.einsum(equation, *arrays)),
     # convolution and sliding windows: functional composes these into conv2d and pooling; here each
     # primitive is called on its own, so every geometry (and each VJP's own VJP) is drawn directly
     OpCase("Conv2d", ops.Conv2d, conv_example(), ops.Conv2d.apply, conv_reference),

@@ -10,6 +10,7 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
                        zeros_like)
 from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
+from .generator import Generator
 from .rng import manual_seed
 from .serialization import load, save
 from .functions import (abs, all, allclose, amax, amin, any, argmax, argmin, argsort, bmm, ceil, chunk, clamp, clip,
@@ -17,10 +18,10 @@ from .functions import (abs, all, allclose, amax, amin, any, argmax, argmin, arg
                         fmod, frac, gather, index_select, is_floating_point, isfinite, isinf, isnan, log, log10, log1p,
                         log2, log_softmax, logical_and, logical_not, logical_or, logical_xor, logsumexp, masked_select,
                         matmul, max, maximum, mean, min, minimum, mm, nonzero, norm, outer, permute, prod, relu,
-                        remainder, reshape, roll, round, scatter, scatter_add, sigmoid, sign, sin, softmax, sort, split,
-                        sqrt, squeeze, std, sum, t, take_along_dim, tan, tanh, tile, topk, transpose, tril, triu, trunc,
-                        unbind, unsqueeze, var)
-from .tensor import Tensor, cat, stack, where
+                        remainder, reshape, roll, round, scatter, scatter_add, scatter_reduce, sigmoid, sign, sin,
+                        softmax, sort, split, sqrt, squeeze, std, sum, t, take_along_dim, tan, tanh, tile, topk,
+                        transpose, tril, triu, trunc, unbind, unsqueeze, var)
+from .tensor import Size, Tensor, cat, einsum, stack, where
 
 # dtypes under PyTorch's names, so `x.dtype == tinygrad_cnn.float32` reads as it does in torch
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")

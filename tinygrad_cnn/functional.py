@@ -20,10 +20,10 @@ import math
 from typing import Callable, Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import ops
 from .autograd.grad_mode import no_grad
-from .ops.window import output_size
 from .rng import get_generator
 from .scopes import composite
 from .tensor import Tensor, cat
@@ -31,14 +31,15 @@ from .tensor import Tensor, cat
 IntPair = int | tuple[int, int]
 
 __all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "dropout2d", "elu", "flatten",
-           "gelu", "group_norm", "hardtanh", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
-           "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "one_hot", "pad", "prelu", "relu", "sigmoid", "silu",
+           "binary_cross_entropy_with_logits", "conv2d", "conv_transpose2d", "cosine_similarity", "cross_entropy",
+           "dropout", "dropout2d", "elu", "flatten", "gelu", "group_norm", "hardtanh", "huber_loss", "interpolate",
+           "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss",
+           "nll_loss", "normalize", "one_hot", "pad", "pairwise_distance", "prelu", "relu", "sigmoid", "silu",
            "smooth_l1_loss", "softmax", "softplus", "tanh"]
 
 
 def _pair(value: IntPair, name: str, op: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
+    pair = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
@@ -91,6 +92,27 @@ def _conv_padding(padding: IntPair | str, kernel: tuple[int, int], stride: tuple
     return (pw, pw, ph, ph)
 
 
+def _check_channels(op: str, input: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, groups: int,
+                    transposed: bool) -> None:
+    """Check that the batched input x (N, C, H, W), the weight and the bias fit one convolution: weight
+    (O, C/groups, KH, KW), bias (O,); or, transposed, the weight of the convolution it is the adjoint of,
+    (C, O/groups, KH, KW), bias (O,)."""
+    if weight.ndim != 4:
+        layout = "(C, O/groups, KH, KW)" if transposed else "(O, C/groups, KH, KW)"
+        raise ValueError(f"{op}: weight must have shape {layout}, got {weight.shape}")
+    c, shapes = x.shape[1], f"input {input.shape}, weight {weight.shape}"
+    # weight.shape[0] is O for a convolution and C for a transposed one: groups must divide it either way
+    if not isinstance(groups, int) or groups < 1 or c % groups or weight.shape[0] % groups:
+        raise ValueError(f"{op}: groups={groups} must divide both the input channels ({c}) and weight.shape[0] "
+                         f"({weight.shape[0]}) ({shapes})")
+    expected = weight.shape[0] if transposed else weight.shape[1] * groups
+    if c != expected:
+        raise ValueError(f"{op}: input has {c} channels but weight expects {expected} ({shapes}, groups={groups})")
+    out_channels = weight.shape[1] * groups if transposed else weight.shape[0]
+    if bias is not None and bias.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},), got {bias.shape}")
+
+
 @composite("conv2d", keys=("stride", "padding"), extra_keys=("dilation", "groups"))
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
            padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1) -> Tensor:
@@ -107,18 +129,13 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     """
     x, unbatched = _batched(input, "conv2d")
     stride, dilation = _pair(stride, "stride", "conv2d", 1), _pair(dilation, "dilation", "conv2d", 1)
-    if weight.ndim != 4:
-        raise ValueError(f"conv2d: weight must have shape (O, C/groups, KH, KW), got {weight.shape}")
-    _, c, h, w = x.shape
-    o, c_per_group, kh, kw = weight.shape
-    if not isinstance(groups, int) or groups < 1 or c % groups or o % groups:
-        raise ValueError(f"conv2d: groups={groups} must divide both the input channels ({c}) and the "
-                         f"filters ({o}) (input {input.shape}, weight {weight.shape})")
-    if c != c_per_group * groups:
-        raise ValueError(f"conv2d: input has {c} channels but weight expects {c_per_group * groups} "
-                         f"(input {input.shape}, weight {weight.shape}, groups={groups})")
-    if bias is not None and bias.shape != (o,):
-        raise ValueError(f"conv2d: bias must have shape ({o},), got {bias.shape}")
+    _check_channels("conv2d", input, x, weight, bias, groups, transposed=False)
+    Tensor._check_same_dtype("conv2d", input, weight, bias)
+    _, _, h, w = x.shape
+    kh, kw = weight.shape[-2:]
+    if kh == 0 or kw == 0:
+        raise RuntimeError(f"conv2d: kernel size should be greater than zero, but got kernel_height: {kh} "
+                           f"kernel_width: {kw} (weight {weight.shape})")
     left, right, top, bottom = _conv_padding(padding, (kh, kw), stride, dilation)
     span_h, span_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
     if span_h > h + top + bottom or span_w > w + left + right:
@@ -128,6 +145,71 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     tensors = (x, weight) if bias is None else (x, weight, bias)
     out = ops.Conv2d.apply(*tensors, padding=(left, right, top, bottom), stride=stride, dilation=dilation,
                            groups=groups)
+    return out.squeeze(0) if unbatched else out
+
+
+def _transposed_size(size: int, kernel: int, stride: int, padding: int, dilation: int, output_padding: int) -> int:
+    """conv_transpose2d's output size along one axis, the input size of the convolution it is the adjoint of:
+    (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def _sent_back_rows(size: int, kernel: int, stride: int, padding: int, dilation: int, out: int) -> tuple[int, int, int]:
+    """Which of conv_transpose2d's rows (along one axis) ops.ConvTranspose2d computes: (start, stop, behind).
+
+    Unpadded, the taps reach rows 0 .. full - 1; the output is rows [padding, padding + out) of those, zeros
+    past full - 1. The primitive returns rows [start, stop) of an image padded with `start` rows in front and
+    `behind` at the back, as long as its convolution then has `size` outputs: stop + behind within
+    [full, full + stride - 1]. start = padding and stop = padding + out do, but where output_padding >= stride
+    (allowed by a larger dilation) or the padding swallows every tap; then the caller crops and adds zeros."""
+    full = _transposed_size(size, kernel, stride, 0, dilation, 0)
+    start, stop = min(padding, full - 1), min(padding + out, full + stride - 1)
+    return start, stop, max(0, full - stop)
+
+
+@composite("conv_transpose2d", keys=("stride", "padding"), extra_keys=("output_padding", "groups", "dilation"))
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                     dilation: IntPair = 1) -> Tensor:
+    """Transposed convolution: the adjoint of conv2d in its input, that is conv2d's input gradient
+    (ops.ConvTranspose2d). Each input pixel adds its value times the filter into the output window it would
+    be read from: out[n, o, p*s + i*d - pad, q*s + j*d - pad] += x[n, c, p, q] * weight[c, o, i, j].
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W).
+        weight: (C, O / groups, KH, KW): the weight of the conv2d it is the adjoint of (O -> C channels).
+        bias: (O,) or None.
+        stride, padding, dilation: those of that conv2d; an int or (h, w).
+        output_padding: rows and columns added at the bottom and right, which a strided conv2d's input may
+            have without its output changing; smaller than stride or dilation.
+        groups: split channels into groups (C divisible by it).
+    Returns:
+        (N, O, OH, OW) with OH = (H - 1) * stride - 2 * padding + dilation * (KH - 1) + output_padding + 1.
+        Its gradients are a conv2d (input) and conv2d's weight gradient (weight), see ops/conv.py.
+    """
+    op = "conv_transpose2d"
+    x, unbatched = _batched(input, op)
+    stride, dilation = _pair(stride, "stride", op, 1), _pair(dilation, "dilation", op, 1)
+    padding, output_padding = _pair(padding, "padding", op, 0), _pair(output_padding, "output_padding", op, 0)
+    _check_channels(op, input, x, weight, bias, groups, transposed=True)
+    Tensor._check_same_dtype(op, input, weight, bias)
+    if any(extra >= s and extra >= d for extra, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(f"{op}: output_padding {output_padding} must be smaller than either stride {stride} "
+                         f"or dilation {dilation}")
+    axes = list(zip(x.shape[-2:], weight.shape[-2:], stride, padding, dilation))
+    out_h, out_w = (_transposed_size(*axis, extra) for axis, extra in zip(axes, output_padding))
+    if min(out_h, out_w) < 1:
+        raise ValueError(f"{op}: output size {(out_h, out_w)} is too small (input {input.shape}, weight "
+                         f"{weight.shape}, stride={stride}, padding={padding}, dilation={dilation})")
+    (top, stop_h, bottom), (left, stop_w, right) = (_sent_back_rows(*axis, out)
+                                                     for axis, out in zip(axes, (out_h, out_w)))
+    out = ops.ConvTranspose2d.apply(x, weight, input_size=(stop_h - top, stop_w - left),
+                                    padding=(left, right, top, bottom), stride=stride, dilation=dilation, groups=groups)
+    if (top, left) != padding:
+        out = out[:, :, padding[0] - top:, padding[1] - left:]
+    out = pad(out, (0, out_w - out.shape[3], 0, out_h - out.shape[2]))
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
     return out.squeeze(0) if unbatched else out
 
 
@@ -145,28 +227,63 @@ def _pool_geometry(x: Tensor, kernel_size: IntPair, stride: IntPair | None, padd
     extra = []
     for size, k, s, p, d in zip(x.shape[-2:], kernel, stride, padding, dilation):
         span = d * (k - 1) + 1
-        if span > size + 2 * p:
+        # PyTorch's count: ceil_mode rounds up, so a last window may start inside the input (or the left
+        # padding: no later) and span past it, even one wider than the whole padded input
+        out = (size + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (out - 1) * s >= size + p:
+            out -= 1
+        if out < 1:
             raise ValueError(f"{op}: kernel spans {span} (with dilation) but the padded input is only "
                              f"{size + 2 * p} (input {x.shape}, kernel_size={kernel_size}, padding={padding})")
-        out = output_size(size + 2 * p, k, s, d)
-        if ceil_mode and (size + 2 * p - span) % s:
-            out += 1
-            if (out - 1) * s >= size + p:  # the last window must start inside the input or left padding
-                out -= 1
         extra.append(max(0, (out - 1) * s + span - size - 2 * p))
     return kernel, stride, dilation, (padding[1], padding[1] + extra[1], padding[0], padding[0] + extra[0])
 
 
 @composite("max_pool2d", keys=("kernel_size", "stride"), extra_keys=("padding", "dilation", "ceil_mode"))
 def max_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
-               dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
+               dilation: IntPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """The largest value in each window: (N, C, H, W) -> (N, C, OH, OW); stride defaults to the kernel.
-    The gradient goes to each window's first maximum (row-major), as PyTorch, so ties match."""
+    The gradient goes to each window's first maximum (row-major), as PyTorch, so ties match. With
+    `return_indices`, also where that maximum is: its flat index row * W + col in its (H, W) plane, int64."""
     x, unbatched = _batched(input, "max_pool2d")
     kernel, stride, dilation, pads = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
-    x = pad(x, pads, value=-np.inf)
-    out = ops.WindowMax.apply(x, kernel_size=kernel, stride=stride, dilation=dilation)
-    return out.squeeze(0) if unbatched else out
+    padded = pad(x, pads, value=-np.inf)
+    out = ops.WindowMax.apply(padded, kernel_size=kernel, stride=stride, dilation=dilation)
+    if not return_indices:
+        return out.squeeze(0) if unbatched else out
+    indices = Tensor(_max_pool_indices(padded._array, kernel, stride, dilation, pads, x.shape[-2:]))
+    return (out.squeeze(0), indices.squeeze(0)) if unbatched else (out, indices)
+
+
+def _first_max(rows: np.ndarray) -> np.ndarray:
+    """The position of each row's first maximum along the last axis, or of its last NaN if it has one
+    (PyTorch's pooling: a NaN counts as the maximum, and a later one replaces an earlier one)."""
+    k = rows.argmax(-1)
+    nan = np.isnan(rows)
+    if nan.any():
+        k = np.where(nan.any(-1), rows.shape[-1] - 1 - nan[..., ::-1].argmax(-1), k)
+    return k
+
+
+def _max_pool_indices(padded: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                      dilation: tuple[int, int], pads: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """For each window of max_pool2d over the padded (N, C, H', W') input, the flat index in the unpadded
+    (H, W) = `size` plane of its first maximum; a window whose values are all -inf points at its first tap
+    inside the input (where PyTorch's search starts), not into the padding."""
+    (kh, kw), (sh, sw), (dh, dw), (h, w) = kernel, stride, dilation, size
+    left, top = pads[0], pads[2]
+    windows = sliding_window_view(padded, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(-2, -1))
+    windows = windows[..., ::sh, ::sw, ::dh, ::dw]
+    k = _first_max(windows.reshape(windows.shape[:4] + (kh * kw,)))
+    starts_h, starts_w = np.arange(k.shape[-2])[:, None] * sh - top, np.arange(k.shape[-1]) * sw - left
+    rows, cols = starts_h + (k // kw) * dh, starts_w + (k % kw) * dw
+    # the first tap at or after each window's start that lies inside the input
+    first_rows = starts_h + (-np.minimum(starts_h, 0) + dh - 1) // dh * dh
+    first_cols = starts_w + (-np.minimum(starts_w, 0) + dw - 1) // dw * dw
+    outside = (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)
+    rows, cols = np.where(outside, first_rows, rows), np.where(outside, first_cols, cols)
+    return (rows * w + cols).astype(np.int64)
 
 
 def _window_counts(size: int, lo: int, hi: int, out: int, kernel: int, stride: int) -> np.ndarray:
@@ -201,12 +318,10 @@ def _adaptive_bounds(size: int, out: int) -> list[tuple[int, int]]:
     return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
 
 
-def _adaptive_pool2d(input: Tensor, output_size: int | None | tuple[int | None, int | None], op: str,
-                     pool: Callable[..., Tensor], reduce: Callable[[Tensor, int], Tensor]) -> Tensor:
-    """Adaptive pooling: `pool` with kernel = stride = size / out when both sizes divide, else `reduce`
-    over each window, one axis after the other (a window is a rectangle, so both reductions separate)."""
-    x, unbatched = _batched(input, op)
-    sizes = x.shape[-2:]
+def _adaptive_output_size(input: Tensor, output_size: int | None | tuple[int | None, int | None],
+                          op: str) -> tuple[int, int]:
+    """The checked (OH, OW) of adaptive pooling; None in output_size keeps that input size."""
+    sizes = input.shape[-2:]
     pair = (output_size, output_size) if output_size is None or isinstance(output_size, int) else tuple(output_size)
     if len(pair) != 2:
         raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
@@ -214,6 +329,15 @@ def _adaptive_pool2d(input: Tensor, output_size: int | None | tuple[int | None, 
     if not all(isinstance(o, int) and o >= 1 for o in out) or min(sizes) < 1:
         raise ValueError(f"{op}: output_size {output_size!r} must be positive and the input non-empty, "
                          f"got input {input.shape}")
+    return out
+
+
+def _adaptive_pool2d(input: Tensor, output_size: int | None | tuple[int | None, int | None], op: str,
+                     pool: Callable[..., Tensor], reduce: Callable[[Tensor, int], Tensor]) -> Tensor:
+    """Adaptive pooling: `pool` with kernel = stride = size / out when both sizes divide, else `reduce`
+    over each window, one axis after the other (a window is a rectangle, so both reductions separate)."""
+    x, unbatched = _batched(input, op)
+    sizes, out = x.shape[-2:], _adaptive_output_size(input, output_size, op)
     if sizes[0] % out[0] == 0 and sizes[1] % out[1] == 0:
         kernel = (sizes[0] // out[0], sizes[1] // out[1])
         x = pool(x, kernel, kernel)
@@ -234,14 +358,170 @@ def adaptive_avg_pool2d(input: Tensor, output_size: int | None | tuple[int | Non
 
 @composite("adaptive_max_pool2d", keys=("output_size",))
 def adaptive_max_pool2d(input: Tensor, output_size: int | None | tuple[int | None, int | None],
-                        return_indices: bool = False) -> Tensor:
-    """Max over PyTorch's adaptive windows (as adaptive_avg_pool2d); gradient g to the window's maximum.
+                        return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Max over PyTorch's adaptive windows (as adaptive_avg_pool2d); the gradient goes to each window's first
+    maximum (row-major), as PyTorch. With `return_indices`, also where that maximum is: its flat index
+    row * W + col in its (H, W) plane, int64.
 
-    With ties in a window that does not divide evenly the gradient is shared among them (PyTorch: to one)."""
-    if return_indices:
-        raise NotImplementedError("adaptive_max_pool2d: return_indices=True is not supported")
-    return _adaptive_pool2d(input, output_size, "adaptive_max_pool2d", max_pool2d,
-                            lambda window, axis: window.amax(axis, keepdim=True))
+    Windows that tile the input are max_pool2d's; others are searched one window at a time in NumPy, and
+    the maxima gathered from the input at the indices found."""
+    op = "adaptive_max_pool2d"
+    x, unbatched = _batched(input, op)
+    (h, w), out = x.shape[-2:], _adaptive_output_size(input, output_size, op)
+    if h % out[0] == 0 and w % out[1] == 0 and not return_indices:
+        values = max_pool2d(x, (h // out[0], w // out[1]))
+        return values.squeeze(0) if unbatched else values
+    n, c = x.shape[:2]
+    indices = np.empty((n, c) + out, np.int64)
+    for i, (top, bottom) in enumerate(_adaptive_bounds(h, out[0])):
+        for j, (left, right) in enumerate(_adaptive_bounds(w, out[1])):
+            k = _first_max(x._array[..., top:bottom, left:right].reshape(n, c, -1))
+            indices[..., i, j] = (top + k // (right - left)) * w + left + k % (right - left)
+    values = x.reshape(n, c, h * w).gather(2, indices.reshape(n, c, -1)).reshape(n, c, *out)
+    if not return_indices:
+        return values.squeeze(0) if unbatched else values
+    indices = Tensor(indices)
+    return (values.squeeze(0), indices.squeeze(0)) if unbatched else (values, indices)
+
+
+# ---------------------------------------------------------------- upsampling
+#
+# interpolate resizes one spatial axis after the other: each output position reads one input position
+# (nearest) or two, weighted (linear), with indices and weights computed in NumPy by PyTorch's formulas.
+# The reads are index_select gathers, so the gradient (each output's gradient added back to the pixels it
+# read, times their weights) and second derivatives come from those of GetItem and Mul.
+
+_LINEAR_MODES = {3: "linear", 4: "bilinear", 5: "trilinear"}  # input dims -> its linear mode
+
+
+def _per_axis(value: object, name: str, spatial: tuple[int, ...]) -> tuple:
+    values = tuple(value) if isinstance(value, (list, tuple)) else (value,) * len(spatial)
+    if len(values) != len(spatial):
+        raise ValueError(f"interpolate: {name} {value!r} must have one entry per spatial dim of the input, "
+                         f"whose spatial sizes are {spatial}")
+    return values
+
+
+def _interpolation_sizes(input: Tensor, size: int | Sequence[int] | None, scale_factor: float | Sequence[float] | None,
+                         recompute_scale_factor: bool | None) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
+    """The output's spatial sizes, and per axis the scale factor the source positions use (None: the sizes'
+    ratio): a given scale_factor is kept, as PyTorch, unless recompute_scale_factor is True."""
+    spatial = input.shape[2:]
+    if size is not None and scale_factor is not None:
+        raise ValueError("interpolate: only one of size or scale_factor should be defined")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("interpolate: recompute_scale_factor is not meaningful with an explicit size")
+        sizes = _per_axis(size, "size", spatial)
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in sizes):
+            raise TypeError(f"interpolate: size must be an int or a sequence of ints, got {size!r}")
+        sizes, scales = tuple(int(n) for n in sizes), (None,) * len(spatial)
+    elif scale_factor is not None:
+        scales = _per_axis(scale_factor, "scale_factor", spatial)
+        if not all(isinstance(s, (int, float, np.number)) and not isinstance(s, bool) for s in scales):
+            raise TypeError(f"interpolate: scale_factor must be a number or a sequence of numbers, "
+                            f"got {scale_factor!r}")
+        scales = tuple(float(s) for s in scales)
+        sizes = tuple(int(n * s) for n, s in zip(spatial, scales))  # truncated, as PyTorch
+        if recompute_scale_factor:
+            scales = (None,) * len(spatial)
+    else:
+        raise ValueError("interpolate: either size or scale_factor should be defined")
+    if min(spatial) < 1 or min(sizes) < 1:
+        raise ValueError(f"interpolate: input and output sizes should be greater than 0, got input {spatial} "
+                         f"and output {sizes}")
+    return sizes, scales
+
+
+def _source_step(size_in: int, size_out: int, scale: float | None, dtype: type) -> np.floating:
+    """Input positions per output position, in PyTorch's precision `dtype`: 1 / scale_factor, or size_in / size_out."""
+    return dtype(1.0 / scale) if scale is not None and scale > 0 else dtype(size_in) / dtype(size_out)
+
+
+def _nearest_source(size_in: int, size_out: int, scale: float | None, exact: bool, shortcuts: bool) -> np.ndarray:
+    """The input index each output position j reads: floor(j * step) ('nearest'), floor((j + 0.5) * step)
+    ('nearest-exact'), at most size_in - 1. In float32, as PyTorch, so that positions on a boundary fall the
+    same way. With `shortcuts`, 'nearest' copies when the sizes are equal and takes j // 2 when they double,
+    whatever the scale_factor: PyTorch's 2-D kernel does (its 1-D and 3-D ones do not, but their backward does)."""
+    j = np.arange(size_out)
+    if shortcuts and not exact and size_out in (size_in, 2 * size_in):
+        return j * size_in // size_out
+    step = _source_step(size_in, size_out, scale, np.float32)
+    at = (j + 0.5) * np.float64(step) if exact else j.astype(np.float32) * step
+    return np.minimum(np.floor(at.astype(np.float32)).astype(np.int64), size_in - 1)
+
+
+def _linear_source(size_in: int, size_out: int, scale: float | None, align_corners: bool,
+                   dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(i0, i1, w0, w1): output position j is w0 * x[i0] + w1 * x[i1], the linear interpolation at source
+    position j * (size_in - 1) / (size_out - 1) with align_corners (the corner pixels meet), else
+    (j + 0.5) * step - 0.5 (pixel centres meet), clamped at 0. i1 = i0 + 1 but at the last pixel. As PyTorch:
+    in float32 for float32 input, float64 for float64, and the floor taken in float32."""
+    t = np.result_type(dtype, np.float32).type
+    j = np.arange(size_out).astype(t)
+    if align_corners:
+        at = j * (t(size_in - 1) / t(size_out - 1) if size_out > 1 else t(0))
+    else:
+        at = np.maximum((j + t(0.5)) * _source_step(size_in, size_out, scale, t) - t(0.5), t(0))
+    i0 = np.minimum(np.floor(at.astype(np.float32)).astype(np.int64), size_in - 1)
+    w1 = np.clip(at - i0.astype(t), t(0), t(1))
+    return i0, i0 + (i0 < size_in - 1), (t(1) - w1).astype(dtype), w1.astype(dtype)
+
+
+def _resample_axis(x: Tensor, axis: int, size_out: int, scale: float | None, mode: str,
+                   align_corners: bool) -> Tensor:
+    size_in = x.shape[axis]
+    if mode in ("nearest", "nearest-exact"):
+        index = _nearest_source(size_in, size_out, scale, mode == "nearest-exact", shortcuts=x.ndim == 4)
+        return x if np.array_equal(index, np.arange(size_in)) else x.index_select(axis, index)
+    if size_out == size_in:  # PyTorch copies, whatever the scale_factor
+        return x
+    i0, i1, w0, w1 = _linear_source(size_in, size_out, scale, align_corners, x.dtype)
+    along = (-1,) + (1,) * (x.ndim - 1 - axis)
+    return x.index_select(axis, i0) * w0.reshape(along) + x.index_select(axis, i1) * w1.reshape(along)
+
+
+@composite("interpolate", keys=("mode",), extra_keys=("size", "scale_factor", "align_corners"))
+def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
+                scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
+    """Resize the spatial dims of (N, C, L), (N, C, H, W) or (N, C, D, H, W) input to `size`, or by
+    `scale_factor` (output size floor(size * scale_factor)), one axis after the other.
+
+    Modes: 'nearest' reads input index floor(j * step), 'nearest-exact' floor((j + 0.5) * step), where
+    step = input size / output size, or 1 / scale_factor when one is given (and recompute_scale_factor is not
+    True), as PyTorch. 'linear', 'bilinear', 'trilinear' (for 3-, 4-, 5-D input) interpolate linearly between
+    the two pixels around source position (j + 0.5) * step - 0.5, or j * (in - 1) / (out - 1) with
+    align_corners=True. Gradient: each output's gradient goes back to the pixels it read, times their weights.
+    """
+    op = "interpolate"
+    if mode in ("nearest", "nearest-exact", "area"):
+        if align_corners is not None:
+            raise ValueError(f"{op}: align_corners can only be set with the interpolating modes linear, bilinear, "
+                             f"bicubic and trilinear, got mode={mode!r}")
+    elif align_corners is None:
+        align_corners = False
+    if not 3 <= input.ndim <= 5:
+        raise NotImplementedError(f"{op}: expected 3-D, 4-D or 5-D input (N, C, spatial...), got {input.shape}")
+    sizes, scales = _interpolation_sizes(input, size, scale_factor, recompute_scale_factor)
+    if antialias and not (mode in ("bilinear", "bicubic", "lanczos") and input.ndim == 4):
+        raise ValueError(f"{op}: antialias is restricted to the bilinear, bicubic and lanczos modes and 4-D input, "
+                         f"got mode={mode!r} and input {input.shape}")
+    if mode not in ("nearest", "nearest-exact", _LINEAR_MODES[input.ndim]):
+        dims = {name: ndim for ndim, name in _LINEAR_MODES.items()}
+        if mode in dims:
+            raise NotImplementedError(f"{op}: got {input.ndim}-D input, but mode {mode!r} needs {dims[mode]}-D input")
+        raise NotImplementedError(f"{op}: mode {mode!r} is not supported (supported: 'nearest', 'nearest-exact', "
+                                  f"'linear', 'bilinear', 'trilinear')")
+    if antialias:
+        raise NotImplementedError(f"{op}: antialias=True is not supported")
+    if input.dtype.kind != "f":
+        raise NotImplementedError(f"{op}: input must be a floating point tensor, got dtype {input.dtype}")
+    x = input
+    for axis, (size_out, scale) in enumerate(zip(sizes, scales), start=2):
+        x = _resample_axis(x, axis, size_out, scale, mode, align_corners)
+    return input.clone() if x is input else x  # a new tensor, as PyTorch, even when nothing was resized
 
 
 # ---------------------------------------------------------------- activations and layers
@@ -336,6 +616,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                          "(expected input (..., in) and weight (out, in))")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    Tensor._check_same_dtype("linear", input, weight, bias)
     out = input @ weight.T
     return out if bias is None else out + bias
 
@@ -432,10 +713,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             raise RuntimeError(f"{op}: running_mean and running_var are needed when not training")
         out = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
         return _affine(out, weight, bias, shape)
-    count = input.numel() // channels
-    if count <= 1:
+    count = input.numel() // max(channels, 1)
+    if count == 1:
         raise ValueError(f"{op}: training needs more than 1 value per channel, got input {input.shape}")
-    if running_mean is not None and running_var is not None:
+    if running_mean is not None and running_var is not None and count:  # an empty batch moves nothing
         with no_grad():  # the running statistics are state, not part of the graph
             batch = input.detach()
             running_mean.mul_(1 - momentum).add_(batch.mean(dims) * momentum)
@@ -476,6 +757,33 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
     grouped = input.reshape(n, num_groups, input.numel() // max(n * num_groups, 1))
     out = _normalize(grouped, (2,), eps).reshape(*input.shape)
     return _affine(out, weight, bias, (1, channels) + (1,) * (input.ndim - 2))
+
+
+# ---------------------------------------------------------------- vector norms and distances
+
+@composite("normalize", keys=("p", "dim"))
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(|x|_p, eps) along `dim`: vectors of unit p-norm (p as Tensor.norm takes it). A vector shorter
+    than eps is divided by eps, so at 0 the gradient is g / eps (the norm's own gradient is 0 there)."""
+    return input / input.norm(p, dim, keepdim=True).clamp(min=eps)
+
+
+@composite("cosine_similarity", keys=("dim",))
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """sum(x1 / max(|x1|, eps) * x2 / max(|x2|, eps)) along `dim`, x1 and x2 broadcast together (as PyTorch,
+    each vector is normalised before the product, so a vector shorter than eps counts as that vector / eps)."""
+    try:
+        shape = np.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise RuntimeError(f"cosine_similarity: x1 {x1.shape} and x2 {x2.shape} cannot be broadcast together") from None
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    return (normalize(x1, 2, dim, eps) * normalize(x2, 2, dim, eps)).sum(dim)
+
+
+@composite("pairwise_distance", keys=("p",))
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """|x1 - x2 + eps|_p over the last dim, x1 and x2 broadcast together (eps keeps the norm off its kink at 0)."""
+    return (x1 - x2 + eps).norm(p, -1, keepdim)
 
 
 # ---------------------------------------------------------------- softmax
@@ -710,9 +1018,14 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, *, ign
         weight: a weight per class (C,), 1 when None.
     """
     dim = _class_dim(input, "nll_loss")
-    picked = _picked(_one_hot(input, target, ignore_index, dim, "nll_loss"),
-                     _class_weight(weight, input, dim, "nll_loss"))
-    return _reduce(-(input * picked).sum(dim), reduction, "nll_loss", count=picked.sum())
+    rows = _one_hot(input, target, ignore_index, dim, "nll_loss")
+    class_weight = _class_weight(weight, input, dim, "nll_loss")
+    picked = _picked(rows, class_weight)
+    # input[t] picked by `where`, not by a product with the one-hot rows: a masked class's -inf times 0 is NaN
+    chosen = input.where(Tensor._wrap(rows != 0), 0.0)
+    if class_weight is not None:
+        chosen = chosen * picked
+    return _reduce(-chosen.sum(dim), reduction, "nll_loss", count=picked.sum())
 
 
 @composite("cross_entropy", extra_keys=("ignore_index", "reduction", "label_smoothing"))
@@ -738,7 +1051,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *
         if ignore_index >= 0:
             raise RuntimeError(f"{op}: ignore_index={ignore_index} is not supported for probability targets")
         probs = target * (1 - label_smoothing) + label_smoothing / classes
-        return _reduce(-(logp * _picked(probs, class_weight)).sum(dim), reduction, op)
+        with np.errstate(invalid="ignore"):  # a masked class (-inf) with probability 0 gives NaN, as PyTorch
+            return _reduce(-(logp * _picked(probs, class_weight)).sum(dim), reduction, op)
     loss = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing == 0.0:
         return loss

@@ -274,12 +274,18 @@ def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
     return input.gather(dim, index)
 
 
-def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
-    return input.scatter(dim, index, src)
+def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, reduce: str | None = None, *,
+            value: Any = None) -> Tensor:
+    return input.scatter(dim, index, src, reduce, value=value)
 
 
 def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return input.scatter_add(dim, index, src)
+
+
+def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *,
+                   include_self: bool = True) -> Tensor:
+    return input.scatter_reduce(dim, index, src, reduce, include_self=include_self)
 
 
 def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Tensor:

@@ -10,12 +10,16 @@ pass notice a value it needs that was changed since it was saved.
 """
 from __future__ import annotations
 
+import functools
+import math
+import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from . import ops
 from .autograd import engine
+from .autograd.function import Function
 from .autograd.grad_mode import modes
 from .autograd.graph import Node, RemovableHandle, RetainGrad, VersionCounter
 from .device import CPU, device as Device, to_device
@@ -26,8 +30,119 @@ DEFAULT_FLOAT = np.dtype(np.float32)
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
 
 
-def _python_scalar_dtype(x: bool | int | float) -> np.dtype:
-    return np.dtype(np.bool_ if isinstance(x, bool) else np.int64 if isinstance(x, int) else DEFAULT_FLOAT)
+_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)  # Python and NumPy numbers
+
+
+def _scalar_dtype(x: Any) -> np.dtype:
+    """The dtype a Python or NumPy number stands for in promotion: its category's default, as PyTorch."""
+    if isinstance(x, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    return np.dtype(np.int64) if isinstance(x, (int, np.integer)) else DEFAULT_FLOAT
+
+
+def _scalar_tensor(x: Any, dtype: np.dtype) -> Tensor:
+    """A number as a 0-d tensor of `dtype`; an integer out of the dtype's range wraps around, as in PyTorch
+    (uint8 + (-3) adds 253)."""
+    try:
+        return Tensor._wrap(np.array(x, dtype=dtype))
+    except OverflowError:
+        return Tensor._wrap(np.array(x).astype(dtype))
+
+
+def promote_types(a: np.dtype, b: np.dtype) -> np.dtype:
+    """torch.promote_types: of two categories (bool < integer < floating point) the higher one's dtype,
+    so int64 with float32 is float32 (NumPy would say float64); within one the wider dtype."""
+    ka, kb = _KIND_RANK[a.kind], _KIND_RANK[b.kind]
+    return (a if ka > kb else b) if ka != kb else np.promote_types(a, b)
+
+
+def result_type(x: Any, y: Any) -> np.dtype:
+    """The dtype PyTorch computes an op of x and y in (each a Tensor or a Python/NumPy number).
+
+    Operands rank by strength: a tensor with dims > a 0-d tensor > a number. Two of the same strength
+    promote as `promote_types`. Otherwise the stronger one's dtype wins unless the weaker one is of a
+    higher category (bool < integer < floating point), whose dtype then wins (a number's: int64 or
+    float32). So int32 + np.int64(3) stays int32, float32 + a 0-d float64 tensor stays float32, but
+    int32 + a 0-d float64 tensor is float64 and uint8 + 2.5 is float32."""
+    (dx, sx), (dy, sy) = _dtype_and_strength(x), _dtype_and_strength(y)
+    if sx == sy:
+        return promote_types(dx, dy)
+    strong, weak = (dx, dy) if sx > sy else (dy, dx)
+    return weak if _KIND_RANK[weak.kind] > _KIND_RANK[strong.kind] else strong
+
+
+def _dtype_and_strength(x: Any) -> tuple[np.dtype, int]:
+    if isinstance(x, Tensor):
+        return x._array.dtype, 2 if x._array.ndim else 1
+    return _scalar_dtype(x), 0
+
+
+def _holds_tensors(data: list | tuple) -> bool:
+    return any(isinstance(d, Tensor) or (isinstance(d, (list, tuple)) and _holds_tensors(d)) for d in data)
+
+
+def _numbers_of(data: Any) -> Any:
+    """Nested lists with one-element Tensors among their numbers (torch.tensor([t1, t2])) as plain numbers."""
+    if isinstance(data, (list, tuple)):
+        return [_numbers_of(d) for d in data]
+    if isinstance(data, Tensor):
+        if data.numel() != 1:
+            raise ValueError(f"Tensor: only one element tensors can be converted to Python scalars, got a tensor "
+                             f"of shape {data.shape} inside the data")
+        return data._array.item()
+    return data
+
+
+def _element_dtypes(data: Any) -> list[np.dtype]:
+    """The dtypes of the numbers and tensors in nested lists (float -> float32, as the numbers' defaults)."""
+    if isinstance(data, (list, tuple)):
+        return [d for item in data for d in _element_dtypes(item)]
+    return [data.dtype if isinstance(data, Tensor) else _scalar_dtype(data)]
+
+
+def _sqrt_with_zero_gradient_at_zero(v: Tensor) -> Tensor:
+    """sqrt(v) for v >= 0 whose gradient is 0, not inf, where v == 0: PyTorch's subgradient for the std
+    of a constant slice and the norm of the zero vector (inf times v's zero gradient there would be NaN)."""
+    nonzero = v._array != 0
+    if nonzero.all():
+        return v.sqrt()
+    keep = Tensor._wrap(nonzero)
+    return v.where(keep, 1.0).sqrt().where(keep, 0.0)
+
+
+class Size(tuple):
+    """A tensor's shape, as torch.Size: a tuple of ints, equal to the plain tuple, whose repr is
+    tinygrad_cnn.Size([2, 3]), that stays a Size when sliced, added to or repeated, and counts its elements
+    with numel(). Its str() is the tuple's, (2, 3), so that messages read as before. (Its items are not
+    checked to be ints: making one for every `.shape` must cost next to nothing.)"""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"tinygrad_cnn.Size({list(self)})"
+
+    __str__ = tuple.__repr__
+
+    def __getitem__(self, index: Any) -> Any:
+        item = tuple.__getitem__(self, index)
+        return Size(item) if isinstance(index, slice) else item
+
+    def __add__(self, other: Any) -> Size:
+        joined = tuple.__add__(self, other)
+        return joined if joined is NotImplemented else Size(joined)
+
+    def __radd__(self, other: Any) -> Size:
+        return Size(other + tuple(self)) if isinstance(other, tuple) else NotImplemented
+
+    def __mul__(self, n: Any) -> Size:
+        repeated = tuple.__mul__(self, n)
+        return repeated if repeated is NotImplemented else Size(repeated)
+
+    __rmul__ = __mul__
+
+    def numel(self) -> int:
+        """The number of elements a tensor of this shape has (1 for ())."""
+        return math.prod(self)
 
 
 class MaxResult(NamedTuple):
@@ -63,6 +178,10 @@ class Tensor:
         to_device(device, "Tensor")
         if isinstance(data, Tensor):
             data = data._array
+        elif isinstance(data, (list, tuple)) and _holds_tensors(data):
+            if dtype is None:
+                dtype = functools.reduce(promote_types, _element_dtypes(data))
+            data = _numbers_of(data)
         from_numpy = isinstance(data, (np.ndarray, np.generic))
         arr = np.array(data, dtype=dtype)
         if dtype is None and not from_numpy and arr.dtype == np.float64:
@@ -128,8 +247,8 @@ class Tensor:
         self._array = value._array
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self._array.shape
+    def shape(self) -> Size:
+        return Size(self._array.shape)  # the ops read self._array.shape, a plain tuple
 
     @property
     def ndim(self) -> int:
@@ -159,8 +278,9 @@ class Tensor:
     def dim(self) -> int:
         return self._array.ndim
 
-    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
-        return self.shape if dim is None else self.shape[normalize_dim(dim, self.ndim, "size", self.shape)]
+    def size(self, dim: int | None = None) -> Size | int:
+        shape = self._array.shape
+        return Size(shape) if dim is None else shape[normalize_dim(dim, len(shape), "size", shape)]
 
     def numel(self) -> int:
         return self._array.size
@@ -354,20 +474,23 @@ class Tensor:
     # ------------------------------------------------------------ elementwise
 
     def _lift(self, x: Any) -> Tensor:
-        """A constant operand as a Tensor. Python numbers are 'weak', as in PyTorch:
-        they take this tensor's dtype unless they are of a higher kind (a float with an int tensor)."""
+        """A constant operand as a Tensor. Python and NumPy numbers are 'weak', as in PyTorch: they take
+        this tensor's dtype unless they are of a higher category (a float with an int tensor)."""
         if isinstance(x, Tensor):
             return x
-        if isinstance(x, (bool, int, float)):
-            dtype = _python_scalar_dtype(x)
-            if _KIND_RANK[self.dtype.kind] >= _KIND_RANK[dtype.kind]:
-                dtype = self.dtype
-            return Tensor._wrap(np.array(x, dtype=dtype))
+        if isinstance(x, _SCALARS):
+            return _scalar_tensor(x, result_type(self, x))
         return Tensor(x)
 
     def _binary(self, fn: type[ops.Primitive], other: Any, reflected: bool = False, **kwargs: Any) -> Tensor:
-        other = self._lift(other)
-        x, y = _promote(*((other, self) if reflected else (self, other)), true_division=fn is ops.Div)
+        dtype = self._array.dtype
+        if type(other) is Tensor and other._array.dtype is dtype and (
+                dtype.kind == "f" or (dtype.kind in "iu" and fn is not ops.Div)):
+            x, y = self, other  # the common case: tensors of one dtype, nothing to convert
+        else:
+            x, y = _promoted(fn.__name__.lower(), self, other)
+        if reflected:
+            x, y = y, x
         try:
             return fn.apply(x, y, **kwargs)
         except ValueError:  # the only ValueError an elementwise op raises
@@ -384,7 +507,7 @@ class Tensor:
     def __rtruediv__(self, other): return self._binary(ops.Div, other, reflected=True)
     def __pow__(self, other): return self._binary(ops.Pow, other)
     def __rpow__(self, other): return self._binary(ops.Pow, other, reflected=True)
-    def __neg__(self): return ops.Neg.apply(self)
+    def __neg__(self): return ops.Neg.apply(_no_bool(self, "Negation"))
     def __abs__(self): return ops.Abs.apply(self)
     def __mod__(self, other): return self.remainder(other)
     def __rmod__(self, other): return self._binary(ops.Remainder, other, reflected=True, mode="remainder")
@@ -454,16 +577,40 @@ class Tensor:
     def floor_divide(self, other: Any) -> Tensor:
         """floor(self / other), rounding toward -inf as Python's // (and PyTorch). A step function, outside
         the graph: PyTorch defines no derivative for it."""
-        x, y = _promote(self, self._lift(other))
-        return Tensor._wrap(np.asarray(np.floor_divide(x._array, y._array)))
+        x, y = _promoted("floor_divide", self, other)
+        if x.dtype.kind in "biu" and not np.all(y._array):
+            raise RuntimeError("ZeroDivisionError: floor_divide of an integer tensor by 0")
+        with np.errstate(all="ignore"):  # x // 0 of floats is +-inf or NaN, silently as PyTorch
+            return Tensor._wrap(np.asarray(np.floor_divide(x._array, y._array)))
 
     def minimum(self, other: Any) -> Tensor:
-        return -(-self).maximum(-self._lift(other))
+        return self._binary(ops.Minimum, other)
 
-    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+    def clamp(self, min: float | Tensor | None = None, max: float | Tensor | None = None) -> Tensor:
+        """min(max(self, min), max), so max wins where min > max. The bounds are numbers or Tensors that
+        broadcast with self. dL/dself = g where min <= self <= max; with Tensor bounds, as PyTorch,
+        dL/dmin = g where self < min < max and dL/dmax = g where self > max or max < min."""
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        return ops.Clamp.apply(self, min=min, max=max)
+        if not isinstance(min, Tensor) and not isinstance(max, Tensor):
+            return ops.Clamp.apply(self, min=min, max=max)
+        if not all(b is None or isinstance(b, Tensor) for b in (min, max)):
+            raise TypeError(f"clamp: min and max must both be Tensors or both numbers, got {type(min).__name__} "
+                            f"and {type(max).__name__}")
+        x, lo = (self, None) if min is None else _promoted("clamp", self, min)
+        x, hi = (x, None) if max is None else _promoted("clamp", x, max)
+        lo = lo if lo is None else lo.to(x.dtype)
+        a, low, high = x._array, (-np.inf if lo is None else lo._array), (np.inf if hi is None else hi._array)
+        clipped = a if lo is None else np.maximum(a, low)
+        clipped = clipped if hi is None else np.minimum(clipped, high)
+        # each element comes from the one operand whose gradient rule picks it; where none does
+        # (min == max with self outside, or NaN), from the constant clipped value
+        out = Tensor._wrap(np.asarray(clipped))
+        for picked, source in (((a >= low) & (a <= high), x), ((a < low) & (low < high), lo),
+                               ((a > high) | (high < low), hi)):
+            if source is not None:
+                out = where(Tensor._wrap(np.asarray(picked)), source, out)
+        return out
 
     clip = clamp
 
@@ -536,7 +683,7 @@ class Tensor:
 
     def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         axes, count = self._float_dims(dim, "mean")
-        return self.sum(axes, keepdim) * (1.0 / count)
+        return self.sum(axes, keepdim) * (1.0 / count if count else math.nan)  # no elements: NaN, as PyTorch
 
     def var(self, dim: int | Sequence[int] | None = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
         """Variance with Bessel's `correction` (1 = unbiased, PyTorch's default); NaN without
@@ -544,13 +691,17 @@ class Tensor:
         return self._var(dim, correction, keepdim, "var")
 
     def std(self, dim: int | Sequence[int] | None = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-        return self._var(dim, correction, keepdim, "std").sqrt()
+        """The square root of var; its gradient is 0 where the std is 0 (a constant slice), as PyTorch."""
+        return _sqrt_with_zero_gradient_at_zero(self._var(dim, correction, keepdim, "std"))
 
     def _var(self, dim, correction: int, keepdim: bool, op: str) -> Tensor:
         axes, count = self._float_dims(dim, op)
         centered = self - self.mean(axes, keepdim=True)
         dof = count - correction
-        return (centered * centered).sum(axes, keepdim) * (1.0 / dof if dof > 0 else float("nan"))
+        if dof <= 0 or self.numel() == 0:  # PyTorch counts numel(input) / numel(output): none for an empty input
+            warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
+                          f"reduction factor (input numel divided by output numel)", UserWarning, stacklevel=3)
+        return (centered * centered).sum(axes, keepdim) * (1.0 / dof if dof > 0 else math.nan)
 
     def _float_dims(self, dim, op: str) -> tuple[tuple[int, ...], int]:
         """The checked axes of `dim` (errors name `op`) and how many elements one reduction covers."""
@@ -561,59 +712,75 @@ class Tensor:
 
     def norm(self, p: Any = "fro", dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         """The p-norm over `dim` (all elements by default): p = 2 or 'fro' (Euclidean), or 1.
-        d|x|_2/dx = x / |x|_2 (NaN at x = 0, where PyTorch gives 0)."""
+        d|x|_2/dx = x / |x|_2, and 0 at x = 0 (a subgradient, as PyTorch)."""
         if p in (2, "fro"):
-            return (self * self).sum(dim, keepdim).sqrt()
+            return _sqrt_with_zero_gradient_at_zero((self * self).sum(dim, keepdim))
         if p == 1:
             return self.abs().sum(dim, keepdim)
         raise ValueError(f"norm: p must be 1, 2 or 'fro', got {p!r}")
 
     def amax(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         """Largest value over `dim`; ties share the gradient evenly."""
-        return ops.Max.apply(self, dim=normalize_dims(dim, self.ndim, "amax", self.shape), keepdim=keepdim)
+        return self._extreme(ops.Max, dim, keepdim, "amax")
 
     def amin(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        axes = normalize_dims(dim, self.ndim, "amin", self.shape)
-        return -ops.Max.apply(-self, dim=axes, keepdim=keepdim)
+        """Smallest value over `dim`; ties share the gradient evenly."""
+        return self._extreme(ops.Min, dim, keepdim, "amin")
+
+    def _extreme(self, reduce: type[ops.Max], dim: int | Sequence[int] | None, keepdim: bool, op: str) -> Tensor:
+        axes = normalize_dims(dim, self.ndim, op, self.shape)
+        ops.reduce.check_nonempty_dims(self.shape, axes, op)
+        return reduce.apply(self, dim=axes, keepdim=keepdim)
 
     def max(self, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:
         """max() -> the largest value; max(dim) -> (values, indices), the gradient going to
         the first maximum; max(other_tensor) -> elementwise maximum. As PyTorch."""
         if isinstance(dim, Tensor):
             return self.maximum(dim)
-        return self.amax() if dim is None else self._max_along(dim, keepdim, "max")
+        return self.amax() if dim is None else self._extreme_along(ops.Max, dim, keepdim)
 
     def min(self, dim: Any = None, keepdim: bool = False) -> Tensor | MaxResult:
+        """min() -> the smallest value; min(dim) -> (values, indices), the gradient going to
+        the first minimum; min(other_tensor) -> elementwise minimum. As PyTorch."""
         if isinstance(dim, Tensor):
             return self.minimum(dim)
-        if dim is None:
-            return self.amin()
-        values, indices = (-self)._max_along(dim, keepdim, "min")
-        return MaxResult(-values, indices)
+        return self.amin() if dim is None else self._extreme_along(ops.Min, dim, keepdim)
 
-    def _max_along(self, dim: int, keepdim: bool, op: str) -> MaxResult:
+    def _extreme_along(self, reduce: type[ops.Max], dim: int, keepdim: bool) -> MaxResult:
+        """(values, indices) of max(dim) or min(dim), by the Max or Min primitive (reduce.arg_extreme finds
+        the index)."""
+        op = reduce.__name__.lower()
         axis = normalize_dim(dim, self.ndim, op, self.shape)
-        values = ops.Max.apply(self, dim=axis, keepdim=keepdim, spread_ties=False)
-        return MaxResult(values, self._argmax(axis, keepdim, op))
+        values = reduce.apply(self, dim=axis, keepdim=keepdim, spread_ties=False)
+        indices = np.zeros(values.shape, np.int64) if self.ndim == 0 else \
+            reduce.arg_extreme(self._array, axis=axis, keepdims=keepdim)  # a 0-d tensor's one element: index 0
+        return MaxResult(values, Tensor._wrap(indices))
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return self._argmax(dim, keepdim, "argmax")
+        return self._arg_extreme(ops.Max, dim, keepdim, "argmax")
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return (-self.detach())._argmax(dim, keepdim, "argmin")
+        return self._arg_extreme(ops.Min, dim, keepdim, "argmin")
 
-    def _argmax(self, dim: int | None, keepdim: bool, op: str) -> Tensor:
+    def _arg_extreme(self, reduce: type[ops.Max], dim: int | None, keepdim: bool, op: str) -> Tensor:
+        if self.dtype.kind == "b":
+            raise RuntimeError(f"{op}(): does not support bool input")
         if dim is None:
-            return Tensor._wrap(np.asarray(self._array.argmax()))
+            ops.reduce.check_nonempty_dims(self.shape, tuple(range(self.ndim)), op)
+            return Tensor._wrap(np.asarray(reduce.arg_extreme(self._array)))
         axis = normalize_dim(dim, self.ndim, op, self.shape)
+        ops.reduce.check_nonempty_dims(self.shape, (axis,) if self.ndim else (), op)
         if self.ndim == 0:  # a 0-d tensor's one element is at index 0, as PyTorch
             return Tensor._wrap(np.array(0))
-        return Tensor._wrap(self._array.argmax(axis=axis, keepdims=keepdim))
+        return Tensor._wrap(reduce.arg_extreme(self._array, axis=axis, keepdims=keepdim))
 
     def _shifted(self, dim: int, op: str) -> Tensor:
         """x - max(x) along dim. The max is a constant (softmax does not depend on it): it only keeps
         exp() from overflowing, so the largest exponent is exp(0) = 1."""
         normalize_dim(dim, self.ndim, op, self.shape)
+        if self.dtype.kind != "f":
+            raise NotImplementedError(f"{op}: not implemented for dtype {self.dtype} (convert the tensor with "
+                                      ".float() first)")
         if self.numel() == 0:
             return self
         return self - np.max(self._array, axis=dim, keepdims=True)
@@ -644,7 +811,7 @@ class Tensor:
     def sum_to_size(self, *size: int) -> Tensor:
         """Sum broadcast dims away so the result has `size` (the adjoint of expand)."""
         size = size_args(size)
-        return self if size == self.shape else ops.SumToSize.apply(self, shape=size)
+        return self if size == self._array.shape else ops.SumToSize.apply(self, shape=size)
 
     # ------------------------------------------------------------ matmul
 
@@ -654,6 +821,7 @@ class Tensor:
         other = self._lift(other)
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {self.shape} and {other.shape}")
+        self._check_same_dtype("matmul", self, other)
         x = self.unsqueeze(0) if self.ndim == 1 else self
         y = other.unsqueeze(-1) if other.ndim == 1 else other
         try:
@@ -692,6 +860,15 @@ class Tensor:
         return self.unsqueeze(1) * vec2.unsqueeze(0)
 
     @staticmethod
+    def _check_same_dtype(op: str, *tensors: Tensor | None) -> None:
+        """No silent promotion inside a layer (a float64 batch into a float32 model): PyTorch refuses it."""
+        dtypes = [t.dtype for t in tensors if t is not None]
+        if any(d != dtypes[0] for d in dtypes):
+            raise RuntimeError(f"{op}: expected all operands to have the same dtype, but got "
+                               f"{' and '.join(map(str, dtypes))} (shapes "
+                               f"{' and '.join(str(t.shape) for t in tensors if t is not None)})")
+
+    @staticmethod
     def _check_dims(op: str, *tensors_and_dims: tuple[Tensor, int]) -> None:
         for t, ndim in tensors_and_dims:
             if t.ndim != ndim:
@@ -708,19 +885,22 @@ class Tensor:
 
     def reshape(self, *shape: int) -> Tensor:
         shape = size_args(shape)
-        return self if shape == self.shape else ops.Reshape.apply(self, shape=shape)
+        if min(shape, default=0) < -1:
+            raise RuntimeError(f"reshape: invalid shape dimension {min(shape)} at index {shape.index(min(shape))} of "
+                               f"shape {list(shape)}")
+        return self if shape == self._array.shape else ops.Reshape.apply(self, shape=shape)
 
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        if self.ndim == 0:
+        shape = self._array.shape
+        if not shape:
             return self.reshape(1)
-        start = normalize_dim(start_dim, self.ndim, "flatten", self.shape)
-        end = normalize_dim(end_dim, self.ndim, "flatten", self.shape)
+        start = normalize_dim(start_dim, len(shape), "flatten", shape)
+        end = normalize_dim(end_dim, len(shape), "flatten", shape)
         if start > end:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
-        merged = int(np.prod(self.shape[start:end + 1]))
-        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {shape}")
+        return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
     def permute(self, *dims: int) -> Tensor:
         dims = tuple(normalize_dim(d, self.ndim, "permute", self.shape) for d in size_args(dims))
@@ -746,7 +926,7 @@ class Tensor:
         sizes = size_args(sizes)
         lead = len(sizes) - self.ndim
         shape = tuple(n if n != -1 or i < lead else self.shape[i - lead] for i, n in enumerate(sizes))
-        return self if shape == self.shape else ops.Expand.apply(self, shape=shape)
+        return self if shape == self._array.shape else ops.Expand.apply(self, shape=shape)
 
     def expand_as(self, other: Tensor) -> Tensor:
         return self.expand(other.shape)
@@ -756,8 +936,9 @@ class Tensor:
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
     def unsqueeze(self, dim: int) -> Tensor:
-        axis = normalize_dim(dim, self.ndim + 1, "unsqueeze", self.shape)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+        shape = self._array.shape
+        axis = normalize_dim(dim, len(shape) + 1, "unsqueeze", shape)
+        return self.reshape(shape[:axis] + (1,) + shape[axis:])
 
     def view_as(self, other: Tensor) -> Tensor:
         return self.reshape(other.shape)
@@ -875,10 +1056,21 @@ class Tensor:
         dL/dself = g added into zeros at those places (IndexAdd)."""
         return ops.GetItem.apply(self, index=self._along_dim("gather", dim, index)[1])
 
-    def scatter(self, dim: int, index: Any, src: Any) -> Tensor:
-        """A copy of self with out[index[i][j]][j] = src[i][j] for dim 0 (and so on); `src` may be a number.
-        Where `index` repeats a place, which write wins is unspecified (as PyTorch).
-        dL/dself = g with zeros at the written places; dL/dsrc = g gathered at them."""
+    def scatter(self, dim: int, index: Any, src: Any = None, reduce: str | None = None, *, value: Any = None) -> Tensor:
+        """A copy of self with out[index[i][j]][j] = src[i][j] for dim 0 (and so on); `src` (or `value`) may be
+        a number. Where `index` repeats a place, which write wins is unspecified (as PyTorch).
+        dL/dself = g with zeros at the written places; dL/dsrc = g gathered at them.
+        With reduce='add' or 'multiply' (PyTorch's older form of scatter_reduce's 'sum' and 'prod'), src is
+        combined with self instead; PyTorch defines no derivative for that form, so a backward through it raises."""
+        if (src is None) == (value is None):
+            raise TypeError("scatter(): expected exactly one of src and value")
+        src = value if src is None else src
+        if reduce is not None:
+            if reduce not in ("add", "multiply"):
+                raise RuntimeError(f"scatter(): reduce argument must be either add or multiply, got {reduce!r}")
+            if not isinstance(src, Tensor):
+                src = self._lift(src).to(self.dtype).expand(*_index_array(index, "scatter").shape)
+            return _ScatterWithReduce.apply(self, dim, index, src, reduce)
         grid = self._along_dim("scatter", dim, index, src)[1]
         return ops.SetItem.apply(self, self._index_shaped(src, index).to(self.dtype), index=grid)
 
@@ -887,6 +1079,78 @@ class Tensor:
         dL/dself = g; dL/dsrc = g gathered at those places."""
         grid = self._along_dim("scatter_add", dim, index, src)[1]
         return self + ops.IndexAdd.apply(self._index_shaped(src, index).to(self.dtype), index=grid, shape=self.shape)
+
+    def scatter_reduce(self, dim: int, index: Any, src: Tensor, reduce: str, *, include_self: bool = True) -> Tensor:
+        """self with each src[i][j] combined into out[index[i][j]][j] for dim 0 (and so on) by `reduce`: 'sum',
+        'prod', 'mean', 'amax' or 'amin', together with self's own value there unless include_self=False (a place
+        no index names keeps its value either way). The gradients are PyTorch's: 'sum' passes g on (gathered for
+        src), 'mean' g / count, 'prod' g times the product of the others (exact where some are 0), and 'amax' /
+        'amin' share g evenly among the values tied for the extreme."""
+        if reduce not in ("sum", "prod", "mean", "amax", "amin"):
+            raise RuntimeError(f"scatter_reduce(): reduce argument must be either sum, prod, mean, amax or amin, got "
+                               f"{reduce!r}")
+        if not isinstance(src, Tensor):
+            raise TypeError(f"scatter_reduce(): argument 'src' must be Tensor, not {type(src).__name__}")
+        if src.dtype != self.dtype:
+            raise RuntimeError(f"scatter_reduce(): expected self.dtype to be equal to src.dtype, got {self.dtype} and "
+                               f"{src.dtype}")
+        grid = self._along_dim("scatter_reduce", dim, index, src)[1]
+        src = self._index_shaped(src, index)
+        places = (np.ravel_multi_index(np.broadcast_arrays(*grid), self.shape).reshape(-1) if grid
+                  else np.zeros(src.numel(), np.int64))  # the flat place in self of each src element
+        hits = np.bincount(places, minlength=self.numel()).reshape(self.shape)
+        own = np.full(self.shape, True) if include_self else hits == 0  # where self's own value takes part
+        if reduce == "prod":
+            return self._scatter_prod(src, places, own)
+        if reduce in ("amax", "amin"):
+            return self._scatter_extreme(src, places, own, grid, np.maximum if reduce == "amax" else np.minimum)
+        total = (self if include_self else where(own, self, 0)) + ops.IndexAdd.apply(src, index=grid, shape=self.shape)
+        if reduce == "sum":
+            return total
+        count = Tensor._wrap((hits + own).astype(self.dtype))  # at least 1: self counts where nothing lands
+        return total / count if self.dtype.kind == "f" else total.floor_divide(count)
+
+    def _scatter_prod(self, src: Tensor, places: np.ndarray, own: np.ndarray) -> Tensor:
+        """scatter_reduce 'prod': the values that land on each place (self's own first, where it takes part),
+        multiplied pairwise, level by level, within each place. As a tree of products, each value's gradient
+        is the product of the others, exact where some are 0, and differentiable again."""
+        mine = np.flatnonzero(own)
+        order = np.argsort(np.concatenate([mine, places]), kind="stable")
+        values = cat([self.reshape(-1)[mine], src.reshape(-1)])[order]
+        groups = np.concatenate([mine, places])[order]  # sorted: one run per place, every place has one
+        while len(groups) > 1 and (groups[1:] == groups[:-1]).any():
+            n = len(groups)
+            starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+            rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+            left = np.flatnonzero(rank % 2 == 0)  # each even rank takes its odd neighbour of the same place
+            partner = np.minimum(left + 1, n - 1)
+            paired = (left + 1 < n) & (groups[partner] == groups[left])
+            right = np.where(paired, partner, left)
+            values, groups = values[left] * values[right].where(Tensor._wrap(paired), 1), groups[left]
+        return values.reshape(self.shape)
+
+    def _scatter_extreme(self, src: Tensor, places: np.ndarray, own: np.ndarray, grid: tuple,
+                         ufunc: np.ufunc) -> Tensor:
+        """scatter_reduce 'amax' / 'amin' (ufunc np.maximum / np.minimum), computed in NumPy; when a gradient
+        is wanted, g is shared evenly among the values that equal the result at each place."""
+        out = self._array.copy()
+        flat_src = src._array.reshape(-1)
+        if not bool(own.all()):
+            out.reshape(-1)[places] = flat_src  # any value that lands there will do as the start
+        ufunc.at(out.reshape(-1), places, flat_src)
+        result = Tensor._wrap(out)
+        if not (modes.grad and (self.requires_grad or src.requires_grad)):
+            return result
+        self_tied = own & (self._array == out)
+        src_tied = flat_src == out.reshape(-1)[places]
+        ties = np.maximum(self_tied + np.bincount(places, src_tied, self.numel()).reshape(self.shape), 1)
+        self_share = (self_tied / ties).astype(self.dtype)
+        src_share = (src_tied / ties.reshape(-1)[places]).reshape(src.shape).astype(self.dtype)
+        share = where(self_tied, self, 0) * self_share + ops.IndexAdd.apply(
+            where(src_tied.reshape(src.shape), src, 0) * src_share, index=grid, shape=self.shape)
+        # share is the tied values' mean, which is the result up to rounding: take the exact result as the
+        # value and share only for the gradient (share - share.detach() is 0 and carries share's gradient)
+        return result + (share - share.detach())
 
     def _index_shaped(self, src: Any, index: Any) -> Tensor:
         """The leading corner of `src` that `index` covers (PyTorch reads no more of it); a number stays 0-d."""
@@ -1142,6 +1406,17 @@ class Tensor:
         """Fill with draws from N(mean, std^2), from the generator `manual_seed` sets."""
         return self.copy_(Tensor._wrap(get_generator().normal(mean, std, self.shape)))
 
+    def scatter_(self, dim: int, index: Any, src: Any = None, reduce: str | None = None, *,
+                 value: Any = None) -> Tensor:
+        return self._inplace("scatter_", lambda x: x.scatter(dim, index, src, reduce, value=value))
+
+    def scatter_add_(self, dim: int, index: Any, src: Tensor) -> Tensor:
+        return self._inplace("scatter_add_", lambda x: x.scatter_add(dim, index, src))
+
+    def scatter_reduce_(self, dim: int, index: Any, src: Tensor, reduce: str, *, include_self: bool = True) -> Tensor:
+        return self._inplace("scatter_reduce_", lambda x: x.scatter_reduce(dim, index, src, reduce,
+                                                                          include_self=include_self))
+
     def copy_(self, src: Any) -> Tensor:
         """`src` (broadcast to this shape, converted to this dtype) written into this tensor."""
         return self._inplace("copy_", lambda x: where(np.ones((), bool), self._lift(src).to(x.dtype), x))
@@ -1187,20 +1462,41 @@ def _to_arguments(t: Tensor, args: tuple, kwargs: dict) -> tuple[Any, Any, bool]
     return dtype, target, copy
 
 
-def _promote(x: Tensor, y: Tensor, true_division: bool = False) -> tuple[Tensor, Tensor]:
-    """PyTorch's type promotion across kinds: the operand of the lower kind (bool < int < float) takes
-    the other's dtype, so int64 * float32 is float32 (NumPy would say float64); `/` of integers is
-    float32. Within a kind NumPy's rule (the wider dtype) is PyTorch's too."""
-    if x._array.dtype is y._array.dtype and not true_division:  # the common case: nothing to do
-        return x, y
-    kx, ky = _KIND_RANK[x.dtype.kind], _KIND_RANK[y.dtype.kind]
-    if kx < ky:
-        x = x.to(y.dtype)
-    elif ky < kx:
-        y = y.to(x.dtype)
-    if true_division and x.dtype.kind != "f":
-        x, y = x.to(DEFAULT_FLOAT), y.to(DEFAULT_FLOAT)
-    return x, y
+def _promoted(op: str, x: Tensor, other: Any) -> tuple[Tensor, Tensor]:
+    """x and `other` (a Tensor, a number or array-like) in the dtype `op` computes in: their
+    result_type, and float32 for `/` of integers. Subtracting bools is refused, as in PyTorch."""
+    other = other if isinstance(other, (Tensor, *_SCALARS)) else Tensor(other)
+    dtype = result_type(x, other)
+    if op == "sub" and np.dtype(np.bool_) in (x.dtype, _dtype_and_strength(other)[0]):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+                           "`logical_xor()` operator instead." if dtype.kind == "b" else
+                           "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
+    if op == "div" and dtype.kind != "f":
+        dtype = DEFAULT_FLOAT
+    y = other.to(dtype) if isinstance(other, Tensor) else _scalar_tensor(other, dtype)
+    return (x if x._array.dtype == dtype else x.to(dtype)), y
+
+
+def _no_bool(x: Tensor, what: str) -> Tensor:
+    if x._array.dtype.kind == "b":
+        raise RuntimeError(f"{what}, the `-` operator, on a bool tensor is not supported. If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+    return x
+
+
+class _ScatterWithReduce(Function):
+    """scatter(dim, index, src, reduce='add' | 'multiply'): scatter_reduce's 'sum' | 'prod' with self included.
+    PyTorch defines no derivative for this form: the result joins the graph, and a backward through it raises."""
+
+    @staticmethod
+    def forward(ctx, x, dim, index, src, reduce):
+        return x.scatter_reduce(dim, index, src, "sum" if reduce == "add" else "prod")
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("scatter(): the derivative of scatter with reduce= is not implemented (as in PyTorch); "
+                           "use scatter_reduce, which has one")
 
 
 class SortResult(NamedTuple):
@@ -1268,10 +1564,11 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         raise ValueError("cat: expected a non-empty sequence of tensors")
     ndim = tensors[0].ndim
     axis = normalize_dim(dim, ndim, "cat", tensors[0].shape)
-    shapes = [t.shape for t in tensors]
+    shapes = [t._array.shape for t in tensors]
     if any(len(s) != ndim or s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
         raise ValueError(f"cat: shapes {shapes} must match in every dim but dim {dim}")
-    return ops.Cat.apply(*tensors, dim=axis)
+    dtype = functools.reduce(promote_types, [t.dtype for t in tensors])  # as PyTorch: [f32, i64] -> f32
+    return ops.Cat.apply(*[t if t.dtype == dtype else t.to(dtype) for t in tensors], dim=axis)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
@@ -1279,7 +1576,26 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
-    if len({t.shape for t in tensors}) != 1:
-        raise ValueError(f"stack: all tensors must have the same shape, got {[t.shape for t in tensors]}")
+    if len({t._array.shape for t in tensors}) != 1:
+        raise ValueError(f"stack: all tensors must have the same shape, got {[t._array.shape for t in tensors]}")
     axis = normalize_dim(dim, tensors[0].ndim + 1, "stack", tensors[0].shape)
     return cat([t.unsqueeze(axis) for t in tensors], dim=axis)
+
+
+def einsum(equation: str, *operands: Tensor | Sequence[Tensor]) -> Tensor:
+    """Sum of products of the operands' entries, named by letters as torch.einsum: 'ij,jk->ik' is a matrix
+    product, 'ii' a trace, 'bn,anm,bm->ba' a bilinear form. Without '->' the output is the letters that
+    appear once, sorted; '...' stands for dims that broadcast. Operands may also come as one list.
+    dL/dx_k = einsum of g with the other operands, back to x_k's subscripts (see ops.Einsum)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str) or not operands:
+        raise ValueError("einsum(): must specify the equation string and at least one operand")
+    for k, x in enumerate(operands):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"einsum(): operand {k} must be a Tensor, got {type(x).__name__}")
+        if x.dtype != operands[0].dtype:
+            raise RuntimeError(f"einsum(): operands must have one dtype, got {operands[0].dtype} (operand 0) and "
+                               f"{x.dtype} (operand {k})")
+    inputs, output = ops.matmul.einsum_subscripts(equation, [x._array.shape for x in operands])
+    return ops.Einsum.apply(*operands, equation=",".join(inputs) + "->" + output)

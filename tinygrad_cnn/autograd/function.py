@@ -36,6 +36,7 @@ class Context(Node):
     created_at: tuple[str, int] | None = None  # the user's line that made it, in anomaly mode
     materialize_grads = True
     released = False
+    freed = False  # released, and some of what the VJP reads (saved tensors, array arguments) is gone
     constants: tuple = ()  # input i that needs no gradient (a Tensor, a weakref after backward), else None
     clock = 0  # VersionCounter.clock when the node was made: a saved tensor changed after that is stale
     _saved: tuple = ()
@@ -71,11 +72,8 @@ class Context(Node):
 
     @property
     def saved_tensors(self) -> tuple:
-        if self.released:
-            raise RuntimeError(
-                f"{self.name()}: trying to backward through the graph a second time (or to read saved tensors "
-                "after they were freed). Pass retain_graph=True to the first backward() if you need to go "
-                "through the graph again.")
+        if self.freed:
+            self._raise_freed()
         saved = []
         for v in self._saved:
             if type(v) is SavedTensor:
@@ -125,8 +123,16 @@ class Context(Node):
                                     else None for o in outputs])
             self._saved = tuple([_kept_tensor(v, differentiable, hooks) for v in self._saved])
 
+    def _raise_freed(self) -> None:
+        raise RuntimeError(
+            f"{self.name()}: trying to backward through the graph a second time (or to read saved tensors "
+            "after they were freed). Pass retain_graph=True to the first backward() if you need to go "
+            "through the graph again.")
+
     def apply(self, grads: list[Any]) -> tuple[Any, ...]:
         if self.fn.forward_on_arrays:  # a primitive: one output, one gradient per input
+            if self.freed:  # its VJP may read array arguments as well as saved values
+                self._raise_freed()
             result = self.fn.backward(self, grads[0])
             return result if type(result) is tuple else (result,)
         if self.materialize_grads:
@@ -156,14 +162,20 @@ class Context(Node):
         self._saved = tuple([t._snapshot() if v is t else v for v in self._saved])
 
     def release(self) -> None:
-        """Drop what the forward saved, and arrays among the op's arguments (index masks, caches);
-        the edges and the other arguments stay for drawings."""
-        self.released, self._saved = True, ()
+        """Drop the tensors and arrays the forward saved, and arrays among the op's arguments (index
+        masks, caches); the edges and everything else (shapes, dims, dtypes) stay. As PyTorch, a node
+        that kept no tensor can be backed through again: (x + 1).sum().backward() works twice."""
+        if self.released:
+            return
+        self.released = True
+        if any(type(v) is np.ndarray or type(v) is SavedTensor or _is_tensor(v) for v in self._saved):
+            self.freed, self._saved = True, ()
         if self.constants:
             self.constants = tuple([None if t is None else weakref.ref(t) for t in self.constants])
         if self.scope is not None:
             self.scope.release()
         if self.kwargs and any(hasattr(v, "nbytes") for v in self.kwargs.values()):
+            self.freed = True
             self.kwargs = {k: v for k, v in self.kwargs.items() if not hasattr(v, "nbytes")}
 
 

@@ -28,27 +28,30 @@ def _default_init(weight: Parameter, bias: Parameter | None) -> None:
         init.uniform_(bias, -bound, bound)
 
 
-class Conv2d(Module):
-    """2-D convolution layer: weight (out_channels, in_channels / groups, KH, KW), bias (out_channels,)."""
+class _ConvNd(Module):
+    """What Conv2d and ConvTranspose2d share, as PyTorch's _ConvNd: the settings, the weight (out_channels,
+    in_channels / groups, KH, KW), or transposed (in_channels, out_channels / groups, KH, KW), the weight of the
+    convolution it is the adjoint of; the bias (out_channels,); PyTorch's init and repr."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
-                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True) -> None:
+                 stride: int | tuple[int, int], padding: int | tuple[int, int] | str, dilation: int | tuple[int, int],
+                 transposed: bool, output_padding: int | tuple[int, int], groups: int, bias: bool) -> None:
         super().__init__()
+        name = type(self).__name__
         if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"Conv2d: groups must be a positive integer, got {groups!r}")
+            raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
+            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         self.padding = padding if isinstance(padding, str) else _pair(padding)
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), np.float32))
+        self.transposed, self.output_padding = transposed, _pair(output_padding)
+        channels = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
+        self.weight = Parameter(np.empty((*channels, *self.kernel_size), np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+        # fan_in = weight.shape[1] * KH * KW, as PyTorch: out_channels / groups * KH * KW when transposed
         _default_init(self.weight, self.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -56,9 +59,61 @@ class Conv2d(Module):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         return s + ("" if self.bias is not None else ", bias=False")
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution layer: weight (out_channels, in_channels / groups, KH, KW), bias (out_channels,)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, False, 0, groups, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """2-D transposed convolution layer (F.conv_transpose2d): weight (in_channels, out_channels / groups, KH, KW),
+    bias (out_channels,). It maps a Conv2d(out_channels, in_channels, ...)'s output shape back to its input's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 output_padding: int | tuple[int, int] = 0, groups: int = 1, bias: bool = True,
+                 dilation: int | tuple[int, int] = 1, padding_mode: str = "zeros") -> None:
+        if padding_mode != "zeros":
+            raise ValueError(f"ConvTranspose2d: only padding_mode='zeros' is supported, got {padding_mode!r}")
+        if isinstance(padding, str):
+            raise TypeError(f"ConvTranspose2d: padding must be an int or a pair of ints, got {padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, True, output_padding,
+                         groups, bias)
+        self.padding_mode = padding_mode
+
+    def forward(self, input: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
+        """input (N, C, H, W) or (C, H, W). `output_size`, (OH, OW) or the whole output shape, picks the
+        output_padding (the stride leaves a choice of sizes): stride - 1 at most."""
+        output_padding = self.output_padding if output_size is None else self._output_padding(input, output_size)
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                  self.groups, self.dilation)
+
+    def _output_padding(self, input: Tensor, output_size: Sequence[int]) -> tuple[int, int]:
+        size = tuple(output_size)
+        if len(size) not in (2, input.ndim):
+            raise ValueError(f"ConvTranspose2d: for {input.ndim}-D input, output_size must have 2 or {input.ndim} "
+                             f"elements, got {size}")
+        size = size[-2:]
+        smallest = tuple(F._transposed_size(n, k, s, p, d, 0) for n, k, s, p, d in
+                         zip(input.shape[-2:], self.kernel_size, self.stride, self.padding, self.dilation))
+        largest = tuple(n + s - 1 for n, s in zip(smallest, self.stride))
+        if not all(lo <= n <= hi for n, lo, hi in zip(size, smallest, largest)):
+            raise ValueError(f"ConvTranspose2d: requested an output size of {size}, but valid sizes range from "
+                             f"{smallest} to {largest} (for an input of {input.shape[-2:]})")
+        return tuple(n - lo for n, lo in zip(size, smallest))
 
 
 class Linear(Module):
@@ -79,15 +134,19 @@ class Linear(Module):
 
 
 class MaxPool2d(Module):
+    """F.max_pool2d; with return_indices, forward returns (values, indices)."""
+
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
                  padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1,
-                 ceil_mode: bool = False) -> None:
+                 return_indices: bool = False, ceil_mode: bool = False) -> None:
         super().__init__()
         self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
         self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
+        self.return_indices = return_indices
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -123,16 +182,15 @@ class AdaptiveAvgPool2d(Module):
 
 
 class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
-    """F.adaptive_max_pool2d to `output_size` (an int, a pair; None keeps the input's size)."""
+    """F.adaptive_max_pool2d to `output_size` (an int, a pair; None keeps the input's size); with
+    return_indices, forward returns (values, indices)."""
 
     def __init__(self, output_size: int | None | tuple[int | None, int | None], return_indices: bool = False) -> None:
         super().__init__(output_size)
-        if return_indices:
-            raise NotImplementedError("AdaptiveMaxPool2d: return_indices=True is not supported")
         self.return_indices = return_indices
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.adaptive_max_pool2d(x, self.output_size)
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
 
 
 class ZeroPad2d(Module):
@@ -149,6 +207,46 @@ class ZeroPad2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.padding}"
+
+
+class Upsample(Module):
+    """F.interpolate to `size` or by `scale_factor` (stored as floats, as PyTorch), with `mode` and
+    `align_corners` as there."""
+
+    def __init__(self, size: int | Sequence[int] | None = None, scale_factor: float | Sequence[float] | None = None,
+                 mode: str = "nearest", align_corners: bool | None = None,
+                 recompute_scale_factor: bool | None = None) -> None:
+        super().__init__()
+        self.size = size
+        if isinstance(scale_factor, tuple):
+            self.scale_factor = tuple(float(factor) for factor in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor else None
+        self.mode, self.align_corners, self.recompute_scale_factor = mode, align_corners, recompute_scale_factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
+                             recompute_scale_factor=self.recompute_scale_factor)
+
+    def extra_repr(self) -> str:
+        shown = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
+        return f"{shown}, mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    """Upsample with mode='nearest'."""
+
+    def __init__(self, size: int | tuple[int, int] | None = None,
+                 scale_factor: float | tuple[float, float] | None = None) -> None:
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """Upsample with mode='bilinear' and align_corners=True (the corner pixels stay in the corners)."""
+
+    def __init__(self, size: int | tuple[int, int] | None = None,
+                 scale_factor: float | tuple[float, float] | None = None) -> None:
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
 class ReLU(Module):

@@ -8,6 +8,10 @@ import numpy as np
 
 from ..autograd.function import Context, Primitive
 
+# Forwards that can meet a pole or leave their domain (log(-1), 1/0, exp(1000)) give NaN or inf as
+# IEEE says, silently as PyTorch: no NumPy RuntimeWarning reaches the user.
+_silent = np.errstate(all="ignore")
+
 
 # ---------------------------------------------------------------- binary
 
@@ -54,6 +58,7 @@ class Div(Primitive):
     """x / y.  dL/dx = g / y, dL/dy = -g * x / y**2 = -(g / y) * (x / y)."""
 
     @staticmethod
+    @_silent
     def forward(ctx, x, y):
         # the inputs, not the output (x / y): as PyTorch, so changing the output in place is fine
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y)
@@ -67,10 +72,11 @@ class Div(Primitive):
 
 
 class Pow(Primitive):
-    """x ** y.  dL/dx = g * y * x**(y-1), dL/dy = g * out * log(x), taken as 0 where x == 0
-    (as PyTorch: the limit for y > 0)."""
+    """x ** y.  dL/dx = g * y * x**(y-1), 0 where y == 0 (x**0 is constant, also at x = 0, as PyTorch);
+    dL/dy = g * out * log(x), taken as 0 where x == 0 (as PyTorch: the limit for y > 0)."""
 
     @staticmethod
+    @_silent
     def forward(ctx, x, y):
         out = x ** y
         ctx.save_for_backward(x, y, out if ctx.needs_input_grad[1] else None)
@@ -79,15 +85,15 @@ class Pow(Primitive):
     @staticmethod
     def backward(ctx, g):
         x, y, out = ctx.saved_tensors
-        gx = g * y * x ** (y - 1) if ctx.needs_input_grad[0] else None
+        gx = None
+        if ctx.needs_input_grad[0]:
+            # at x == y == 0 the factor y is 0: an exponent of 1 there keeps 0 ** -1 = inf out of the product
+            both_zero = (x._array == 0) & (y._array == 0)
+            power = (y - 1) if not both_zero.any() else y.where(g._wrap(~both_zero), 1.0) - 1
+            gx = g * y * x ** power
         # log of 1 where x == 0, so neither the value nor its own derivative is inf/nan
         gy = None if out is None else g * out * x.where(x != 0, 1.0).log()
         return gx, gy
-
-
-def _tie_weights(x_wins: np.ndarray, tie: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """1 where x is picked, 1/2 where x and y tie (PyTorch splits the gradient at ties)."""
-    return (x_wins + 0.5 * tie).astype(dtype, copy=False)
 
 
 class Remainder(Primitive):
@@ -98,7 +104,10 @@ class Remainder(Primitive):
     functions = {"fmod": np.fmod, "remainder": np.remainder}
 
     @staticmethod
+    @_silent
     def forward(ctx, x, y, *, mode):
+        if y.dtype.kind in "biu" and x.dtype.kind in "biu" and not np.all(y):
+            raise RuntimeError(f"ZeroDivisionError: {mode} of an integer tensor by 0")
         out = Remainder.functions[mode](x, y)
         # (x - out) / y is a whole number up to rounding: round it, so the saved q is exact
         ctx.save_for_backward(np.round((x - out) / y) if ctx.needs_input_grad[1] else None)
@@ -111,18 +120,32 @@ class Remainder(Primitive):
 
 
 class Maximum(Primitive):
-    """max(x, y).  dL/dx = g * w, dL/dy = g * (1 - w); w = 1 where x > y, 1/2 at ties."""
+    """max(x, y), NaN if either is NaN.  dL/dx = g * wx, dL/dy = g * wy, as PyTorch: each side gets g
+    unless it loses (x < y for x), 1/2 at ties; so where one is NaN both get g."""
 
-    @staticmethod
-    def forward(ctx, x, y):
-        out = np.maximum(x, y)
-        ctx.save_for_backward(_tie_weights(x > y, x == y, out.dtype))
+    loses = staticmethod(np.less)  # x loses to y: Minimum swaps it
+    combine = staticmethod(np.maximum)
+
+    @classmethod
+    def forward(cls, ctx, x, y):
+        out = cls.combine(x, y)
+        if True in ctx.needs_input_grad:
+            half_tie = 0.5 * (x == y)
+            wx, wy = (np.logical_not(cls.loses(a, b)) - half_tie for a, b in ((x, y), (y, x)))
+            ctx.save_for_backward(wx.astype(out.dtype, copy=False), wy.astype(out.dtype, copy=False))
         return out
 
     @staticmethod
     def backward(ctx, g):
-        w, = ctx.saved_tensors
-        return g * w, g * (1 - w)
+        wx, wy = ctx.saved_tensors
+        return g * wx, g * wy
+
+
+class Minimum(Maximum):
+    """min(x, y), NaN if either is NaN: Maximum with the comparison turned round (x loses where x > y)."""
+
+    loses = staticmethod(np.greater)
+    combine = staticmethod(np.minimum)
 
 
 class Where(Primitive):
@@ -159,6 +182,7 @@ class Exp(Primitive):
     """exp(x).  dL/dx = g * out."""
 
     @staticmethod
+    @_silent
     def forward(ctx, x):
         out = np.exp(x)
         ctx.save_for_backward(out)
@@ -174,6 +198,7 @@ class Log(Primitive):
     """log(x).  dL/dx = g / x."""
 
     @staticmethod
+    @_silent
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return np.log(x)
@@ -188,6 +213,7 @@ class Log1p(Primitive):
     """log(1 + x), exact for small x.  dL/dx = g / (1 + x)."""
 
     @staticmethod
+    @_silent
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return np.log1p(x)
@@ -202,6 +228,7 @@ class Expm1(Primitive):
     """exp(x) - 1, exact for small x.  dL/dx = g * (out + 1)."""
 
     @staticmethod
+    @_silent
     def forward(ctx, x):
         out = np.expm1(x)
         ctx.save_for_backward(out)
@@ -277,6 +304,7 @@ class Sqrt(Primitive):
     """sqrt(x).  dL/dx = g / (2 * out)."""
 
     @staticmethod
+    @_silent
     def forward(ctx, x):
         out = np.sqrt(x)
         ctx.save_for_backward(out)
@@ -289,11 +317,13 @@ class Sqrt(Primitive):
 
 
 class Abs(Primitive):
-    """|x|.  dL/dx = g * sign(x); 0 at x == 0, as PyTorch."""
+    """|x|.  dL/dx = g * sign(x); 0 at x == 0 and at NaN, as PyTorch."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(np.sign(x))
+        sign = np.zeros_like(x)
+        np.sign(x, out=sign, where=~np.isnan(x))
+        ctx.save_for_backward(sign)
         return np.abs(x)
 
     @staticmethod
@@ -303,18 +333,18 @@ class Abs(Primitive):
 
 
 class Relu(Primitive):
-    """max(x, 0).  dL/dx = g * (x > 0); 0 at x == 0, as PyTorch."""
+    """max(x, 0).  dL/dx = g * not(x <= 0): 0 at x == 0, g at NaN, as PyTorch."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x > 0)
+        ctx.save_for_backward(np.logical_not(x <= 0))
         return np.maximum(x, 0)
 
     @staticmethod
     def backward(ctx, g):
-        positive, = ctx.saved_tensors
+        passes, = ctx.saved_tensors
         # NumPy multiplies by a boolean mask directly: no Cast op, no float copy of the mask
-        return Mul.apply(g, g._wrap(positive))
+        return Mul.apply(g, g._wrap(passes))
 
 
 class Tanh(Primitive):

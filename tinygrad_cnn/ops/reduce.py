@@ -1,5 +1,5 @@
-"""Reductions: sum, max, sum_to_size (the adjoint of broadcasting) and the running sum cumsum.
-mean, var, min, prod, cumprod and friends are composed from these in tensor.py."""
+"""Reductions: sum, max and min, sum_to_size (the adjoint of broadcasting) and the running sum cumsum.
+mean, var, prod, cumprod and friends are composed from these in tensor.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +10,14 @@ from ..shapes import normalize_dims
 
 def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def check_nonempty_dims(shape: tuple[int, ...], axes: tuple[int, ...], op: str) -> None:
+    """max, min and their arg- forms have no value over a dim of size 0 (sum has 0): IndexError, as PyTorch.
+    Over the other dims of an empty tensor the result is empty."""
+    for axis in axes:
+        if shape[axis] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {axis} to have non-zero size (tensor of shape {shape})")
 
 
 class Sum(Primitive):
@@ -35,19 +43,22 @@ class Max(Primitive):
     first maximum along the single `dim` (PyTorch's max(dim), which returns that index).
     """
 
-    @staticmethod
-    def forward(ctx, x, *, dim=None, keepdim=False, spread_ties=True):
-        if x.size == 0:
-            raise ValueError(f"max: cannot reduce a tensor of shape {x.shape} with no elements")
-        axes = normalize_dims(dim, x.ndim, "max", x.shape)
-        top = x.max(axis=axes, keepdims=True)
+    # the ufunc whose reduce finds the extreme value, and the function that finds its first index: Min swaps them
+    extreme, arg_extreme = np.maximum, staticmethod(np.argmax)
+
+    @classmethod
+    def forward(cls, ctx, x, *, dim=None, keepdim=False, spread_ties=True):
+        op = cls.__name__.lower()
+        axes = normalize_dims(dim, x.ndim, op, x.shape)
+        check_nonempty_dims(x.shape, axes, op)
+        top = cls.extreme.reduce(x, axis=axes, keepdims=True)
         if spread_ties or not axes:  # a 0-d tensor has no axis to pick along, and no ties
             picked = x == top
             w = picked / picked.sum(axis=axes, keepdims=True)
         else:
             (axis,) = axes
             w = np.zeros(x.shape, dtype=bool)
-            np.put_along_axis(w, x.argmax(axis=axis, keepdims=True), True, axis=axis)
+            np.put_along_axis(w, cls.arg_extreme(x, axis=axis, keepdims=True), True, axis=axis)
         ctx.save_for_backward(w.astype(x.dtype, copy=False), axes)
         return top if keepdim else top.reshape([n for i, n in enumerate(top.shape) if i not in axes])
 
@@ -55,6 +66,13 @@ class Max(Primitive):
     def backward(ctx, g):
         w, axes = ctx.saved_tensors
         return g.reshape(_kept_shape(w.shape, axes)) * w
+
+
+class Min(Max):
+    """Smallest value over `dim` (None = all): Max with NumPy's minimum and argmin, the same gradient rule
+    (dL/dx = g * w, w picking the minima)."""
+
+    extreme, arg_extreme = np.minimum, staticmethod(np.argmin)
 
 
 class SumToSize(Primitive):
