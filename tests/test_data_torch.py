@@ -23,8 +23,8 @@ torch = pytest.importorskip("torch")
 import torch.utils.data as torch_data  # noqa: E402 (after the importorskip)
 
 PUBLIC = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler",
-          "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate", "get_worker_info",
-          "random_split"]
+          "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate",
+          "get_worker_info", "random_split"]
 NN_UTILS = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
             "parameters_to_vector", "vector_to_parameters"]
 

@@ -402,9 +402,10 @@ def test_var_and_std_match_numpy(a_dim, keepdim, correction):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("reduce", ["var", "std"])
 def test_var_without_degrees_of_freedom_is_nan(reduce):
-    """One sample, correction 1: NaN (as NumPy and PyTorch), not a crash."""
+    """One sample, correction 1: NaN (as NumPy and PyTorch), not a crash; PyTorch's warning."""
     a = np.array([[1.0], [2.0]])
-    out = getattr(Tensor(a), reduce)(1)
+    with pytest.warns(UserWarning, match="degrees of freedom is <= 0"):
+        out = getattr(Tensor(a), reduce)(1)
     np.testing.assert_array_equal(out.numpy(), getattr(a, reduce)(axis=1, ddof=1))
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .device import to_device
 from .generator import Generator, numpy_generator
-from .shapes import size_args
+from .shapes import new_shape
 from .tensor import DEFAULT_FLOAT, Tensor
 
 
@@ -23,18 +23,18 @@ def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool
 
 
 def zeros(*size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(np.zeros(size_args(size), dtype=dtype or DEFAULT_FLOAT), requires_grad, device)
+    return _new(np.zeros(new_shape(size, "zeros"), dtype=dtype or DEFAULT_FLOAT), requires_grad, device)
 
 
 def ones(*size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(np.ones(size_args(size), dtype=dtype or DEFAULT_FLOAT), requires_grad, device)
+    return _new(np.ones(new_shape(size, "ones"), dtype=dtype or DEFAULT_FLOAT), requires_grad, device)
 
 
 def full(size: tuple[int, ...], fill_value: bool | int | float, dtype: Any = None,
          device: Any = None, requires_grad: bool = False) -> Tensor:
     """Filled with `fill_value`; the dtype follows it (float -> float32, int -> int64) unless given."""
     value = Tensor(fill_value, dtype=dtype)
-    return _new(np.full(size_args((size,)), value.numpy(), dtype=value.dtype), requires_grad, device)
+    return _new(np.full(new_shape((size,), "full"), value.numpy(), dtype=value.dtype), requires_grad, device)
 
 
 def empty(*size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
@@ -54,14 +54,14 @@ def rand(*size: int, generator: Generator | None = None, dtype: Any = None, devi
          requires_grad: bool = False) -> Tensor:
     """Uniform on [0, 1), from `generator` (default: the global one `manual_seed` sets)."""
     dtype = np.dtype(dtype or DEFAULT_FLOAT)
-    return _new(numpy_generator(generator, "rand").random(size_args(size)).astype(dtype), requires_grad, device)
+    return _new(numpy_generator(generator, "rand").random(new_shape(size, "rand")).astype(dtype), requires_grad, device)
 
 
 def randn(*size: int, generator: Generator | None = None, dtype: Any = None, device: Any = None,
           requires_grad: bool = False) -> Tensor:
     """Standard normal, from `generator` (default: the global one `manual_seed` sets)."""
     dtype = np.dtype(dtype or DEFAULT_FLOAT)
-    data = numpy_generator(generator, "randn").standard_normal(size_args(size))
+    data = numpy_generator(generator, "randn").standard_normal(new_shape(size, "randn"))
     return _new(data.astype(dtype), requires_grad, device)
 
 
@@ -127,7 +127,7 @@ def randint(low: int, high: Any = None, size: tuple[int, ...] = (), dtype: Any =
         low, high = 0, low
     if low >= high:
         raise RuntimeError(f"randint: expects low < high, got low={low} and high={high}")
-    data = numpy_generator(generator, "randint").integers(low, high, size_args((size,)))
+    data = numpy_generator(generator, "randint").integers(low, high, new_shape((size,), "randint"))
     return _new(data.astype(dtype or np.int64), False, device)
 
 
@@ -143,7 +143,7 @@ def normal(mean: float, std: float, size: tuple[int, ...], dtype: Any = None, de
     """Draws from N(mean, std^2) of the given size (the float-arguments form of torch.normal)."""
     if std < 0:
         raise RuntimeError(f"normal: expects std >= 0.0, got {std}")
-    data = numpy_generator(generator, "normal").normal(mean, std, size_args((size,)))
+    data = numpy_generator(generator, "normal").normal(mean, std, new_shape((size,), "normal"))
     return _new(data.astype(dtype or DEFAULT_FLOAT), requires_grad, device)
 
 

@@ -25,6 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import ops
 from .autograd.grad_mode import no_grad
 from .rng import get_generator
+from .checks import pair_argument, probability_argument, takes_tensors
 from .scopes import composite
 from .tensor import Tensor, cat
 
@@ -36,15 +37,6 @@ __all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_no
            "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss",
            "nll_loss", "normalize", "one_hot", "pad", "pairwise_distance", "prelu", "relu", "sigmoid", "silu",
            "smooth_l1_loss", "softmax", "softplus", "tanh"]
-
-
-def _pair(value: IntPair, name: str, op: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{op}: {name} must be at least {minimum}, got {value!r}")
-    return pair
 
 
 def _batched(input: Tensor, op: str) -> tuple[Tensor, bool]:
@@ -88,7 +80,7 @@ def _conv_padding(padding: IntPair | str, kernel: tuple[int, int], stride: tuple
         return (total_w // 2, total_w - total_w // 2, total_h // 2, total_h - total_h // 2)
     if isinstance(padding, str):
         raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair, got {padding!r}")
-    ph, pw = _pair(padding, "padding", "conv2d", 0)
+    ph, pw = pair_argument(padding, "padding", "conv2d", 0)
     return (pw, pw, ph, ph)
 
 
@@ -128,7 +120,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
         (N, O, OH, OW) with OH = floor((H + pad_h - dilation*(KH-1) - 1) / stride) + 1.
     """
     x, unbatched = _batched(input, "conv2d")
-    stride, dilation = _pair(stride, "stride", "conv2d", 1), _pair(dilation, "dilation", "conv2d", 1)
+    stride, dilation = pair_argument(stride, "stride", "conv2d", 1), pair_argument(dilation, "dilation", "conv2d", 1)
     _check_channels("conv2d", input, x, weight, bias, groups, transposed=False)
     Tensor._check_same_dtype("conv2d", input, weight, bias)
     _, _, h, w = x.shape
@@ -189,8 +181,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """
     op = "conv_transpose2d"
     x, unbatched = _batched(input, op)
-    stride, dilation = _pair(stride, "stride", op, 1), _pair(dilation, "dilation", op, 1)
-    padding, output_padding = _pair(padding, "padding", op, 0), _pair(output_padding, "output_padding", op, 0)
+    stride, dilation = pair_argument(stride, "stride", op, 1), pair_argument(dilation, "dilation", op, 1)
+    padding = pair_argument(padding, "padding", op, 0)
+    output_padding = pair_argument(output_padding, "output_padding", op, 0)
     _check_channels(op, input, x, weight, bias, groups, transposed=True)
     Tensor._check_same_dtype(op, input, weight, bias)
     if any(extra >= s and extra >= d for extra, s, d in zip(output_padding, stride, dilation)):
@@ -219,9 +212,9 @@ def _pool_geometry(x: Tensor, kernel_size: IntPair, stride: IntPair | None, padd
                    dilation: IntPair, ceil_mode: bool, op: str):
     """Checked kernel, stride, dilation, and the (left, right, top, bottom) padding, where
     ceil_mode adds room on the right/bottom for a last, partial window."""
-    kernel = _pair(kernel_size, "kernel_size", op, 1)
-    stride = kernel if stride is None or stride == [] else _pair(stride, "stride", op, 1)
-    padding, dilation = _pair(padding, "padding", op, 0), _pair(dilation, "dilation", op, 1)
+    kernel = pair_argument(kernel_size, "kernel_size", op, 1)
+    stride = kernel if stride is None or stride == [] else pair_argument(stride, "stride", op, 1)
+    padding, dilation = pair_argument(padding, "padding", op, 0), pair_argument(dilation, "dilation", op, 1)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
     extra = []
@@ -646,8 +639,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training).
     With `inplace`, the result is written into `input`."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    p = probability_argument(p, "p", "dropout")
     if not training or p == 0.0:
         return input
     keep = get_generator().random(input.shape) >= p
@@ -660,8 +652,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each whole channel (N, C, ...) with probability p and scale the rest by 1/(1-p) (identity when not
     training); gradient the same mask. A 3-D input is (N, C, L), as PyTorch today."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout2d: p must be in [0, 1], got {p}")
+    p = probability_argument(p, "p", "dropout2d")
     if input.ndim not in (3, 4):
         raise ValueError(f"dropout2d: expected input of shape (N, C, H, W) or (N, C, L), got {input.shape}")
     if not training or p == 0.0:
@@ -1061,3 +1052,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *
     uniform = -(logp if class_weight is None else logp * class_weight).sum(dim) * one_hot.sum(dim)
     uniform = _reduce(uniform, reduction, op, count=_picked(one_hot, class_weight).sum())
     return loss * (1 - label_smoothing) + uniform * (label_smoothing / classes)
+
+
+# Every function above checks its Tensor arguments at the door (checks.takes_tensors): a list or a NumPy
+# array passed as `input` is a TypeError naming the function and the argument, as in PyTorch.
+for _name in __all__:
+    globals()[_name] = takes_tensors(globals()[_name])

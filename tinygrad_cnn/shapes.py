@@ -21,6 +21,8 @@ def normalize_dims(dim: int | Sequence[int] | None, ndim: int, op: str,
     """`dim` (None = all, an int, or a sequence of ints) as a sorted tuple of distinct axes."""
     if dim is None:
         return tuple(range(ndim))
+    if not isinstance(dim, (int, list, tuple)):
+        raise TypeError(f"{op}: dim must be an int or a sequence of ints, got {dim!r}")
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     axes = tuple(sorted({normalize_dim(d, ndim, op, shape) for d in dims}))
     if len(axes) != len(dims):
@@ -28,10 +30,18 @@ def normalize_dims(dim: int | Sequence[int] | None, ndim: int, op: str,
     return axes if ndim else ()
 
 
-def size_args(size: tuple) -> tuple[int, ...]:
+def size_args(size: tuple, op: str = "size") -> tuple[int, ...]:
     """Accept both f(2, 3) and f((2, 3)), as PyTorch does."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in size):
-        raise TypeError(f"sizes must be ints, got {size!r}")
+        raise TypeError(f"{op}: sizes must be ints, got {size!r}")
     return tuple(size)
+
+
+def new_shape(size: tuple, op: str) -> tuple[int, ...]:
+    """The shape of a tensor to create, from f(2, 3) or f((2, 3)): no negative sizes (PyTorch's RuntimeError)."""
+    shape = size_args(size, op)
+    if any(n < 0 for n in shape):
+        raise RuntimeError(f"{op}: trying to create a tensor with negative dimension {min(shape)}: {list(shape)}")
+    return shape

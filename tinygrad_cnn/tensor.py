@@ -24,7 +24,7 @@ from .autograd.grad_mode import modes
 from .autograd.graph import Node, RemovableHandle, RetainGrad, VersionCounter
 from .device import CPU, device as Device, to_device
 from .rng import get_generator
-from .shapes import normalize_dim, normalize_dims, size_args
+from .shapes import new_shape, normalize_dim, normalize_dims, size_args
 
 DEFAULT_FLOAT = np.dtype(np.float32)
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
@@ -183,7 +183,14 @@ class Tensor:
                 dtype = functools.reduce(promote_types, _element_dtypes(data))
             data = _numbers_of(data)
         from_numpy = isinstance(data, (np.ndarray, np.generic))
-        arr = np.array(data, dtype=dtype)
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            shape = f"({data}, {requires_grad})" if isinstance(data, int) else None
+            raise TypeError(f"Tensor: requires_grad must be a bool, got {requires_grad!r}"
+                            + (f" (for a tensor of shape {shape} use tinygrad_cnn.zeros{shape})" if shape else ""))
+        try:
+            arr = np.array(data, dtype=dtype)
+        except ValueError as error:  # NumPy's words for a ragged list; PyTorch's are shorter
+            raise ValueError(f"tensor: {_ragged(data) or error}") from None
         if dtype is None and not from_numpy and arr.dtype == np.float64:
             arr = arr.astype(DEFAULT_FLOAT)
         if arr.dtype.kind not in _KIND_RANK:
@@ -409,15 +416,15 @@ class Tensor:
         return Tensor(np.array(data, dtype=dtype or self.dtype), requires_grad=requires_grad)
 
     def new_zeros(self, *size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-        return self.new_full(size_args(size), 0, dtype=dtype, device=device, requires_grad=requires_grad)
+        return self.new_full(new_shape(size, "new_zeros"), 0, dtype=dtype, device=device, requires_grad=requires_grad)
 
     def new_ones(self, *size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-        return self.new_full(size_args(size), 1, dtype=dtype, device=device, requires_grad=requires_grad)
+        return self.new_full(new_shape(size, "new_ones"), 1, dtype=dtype, device=device, requires_grad=requires_grad)
 
     def new_full(self, size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None,
                  requires_grad: bool = False) -> Tensor:
         to_device(device, "new_full")
-        t = Tensor._wrap(np.full(size_args((size,)), fill_value, dtype=dtype or self.dtype))
+        t = Tensor._wrap(np.full(new_shape((size,), "new_full"), fill_value, dtype=dtype or self.dtype))
         return t.requires_grad_(requires_grad)
 
     def new_empty(self, *size: int, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
@@ -493,7 +500,9 @@ class Tensor:
             x, y = y, x
         try:
             return fn.apply(x, y, **kwargs)
-        except ValueError:  # the only ValueError an elementwise op raises
+        except ValueError:
+            if _broadcastable(x._array.shape, y._array.shape):
+                raise
             raise ValueError(f"{fn.__name__.lower()}: shapes {x.shape} and {y.shape} "
                              "cannot be broadcast together") from None
 
@@ -505,7 +514,6 @@ class Tensor:
     def __rmul__(self, other): return self._binary(ops.Mul, other, reflected=True)
     def __truediv__(self, other): return self._binary(ops.Div, other)
     def __rtruediv__(self, other): return self._binary(ops.Div, other, reflected=True)
-    def __pow__(self, other): return self._binary(ops.Pow, other)
     def __rpow__(self, other): return self._binary(ops.Pow, other, reflected=True)
     def __neg__(self): return ops.Neg.apply(_no_bool(self, "Negation"))
     def __abs__(self): return ops.Abs.apply(self)
@@ -513,6 +521,12 @@ class Tensor:
     def __rmod__(self, other): return self._binary(ops.Remainder, other, reflected=True, mode="remainder")
     def __floordiv__(self, other): return self.floor_divide(other)
     def __rfloordiv__(self, other): return self._lift(other).floor_divide(self)
+
+    def __pow__(self, other):
+        if isinstance(other, int) and other < 0 and self._array.dtype.kind in "iu":
+            raise RuntimeError(f"pow: Integers to negative integer powers are not allowed (a {self.dtype} tensor "
+                               f"to the power {other}; use a float tensor)")
+        return self._binary(ops.Pow, other)
 
     add, sub, mul, div, pow, neg, abs = __add__, __sub__, __mul__, __truediv__, __pow__, __neg__, __abs__
 
@@ -810,7 +824,7 @@ class Tensor:
 
     def sum_to_size(self, *size: int) -> Tensor:
         """Sum broadcast dims away so the result has `size` (the adjoint of expand)."""
-        size = size_args(size)
+        size = size_args(size, "sum_to_size")
         return self if size == self._array.shape else ops.SumToSize.apply(self, shape=size)
 
     # ------------------------------------------------------------ matmul
@@ -884,7 +898,7 @@ class Tensor:
     # ------------------------------------------------------------ movement
 
     def reshape(self, *shape: int) -> Tensor:
-        shape = size_args(shape)
+        shape = size_args(shape, "reshape")
         if min(shape, default=0) < -1:
             raise RuntimeError(f"reshape: invalid shape dimension {min(shape)} at index {shape.index(min(shape))} of "
                                f"shape {list(shape)}")
@@ -903,7 +917,7 @@ class Tensor:
         return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
     def permute(self, *dims: int) -> Tensor:
-        dims = tuple(normalize_dim(d, self.ndim, "permute", self.shape) for d in size_args(dims))
+        dims = tuple(normalize_dim(d, self.ndim, "permute", self.shape) for d in size_args(dims, "permute"))
         return ops.Permute.apply(self, dims=dims)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
@@ -923,7 +937,7 @@ class Tensor:
 
     def expand(self, *sizes: int) -> Tensor:
         """Broadcast to `sizes` without copying; -1 keeps a dim's size."""
-        sizes = size_args(sizes)
+        sizes = size_args(sizes, "expand")
         lead = len(sizes) - self.ndim
         shape = tuple(n if n != -1 or i < lead else self.shape[i - lead] for i, n in enumerate(sizes))
         return self if shape == self._array.shape else ops.Expand.apply(self, shape=shape)
@@ -990,7 +1004,7 @@ class Tensor:
 
     def repeat(self, *sizes: int) -> Tensor:
         """Tiled `sizes` times along each dim (leading sizes add dims), as torch.Tensor.repeat."""
-        sizes = size_args(sizes)
+        sizes = size_args(sizes, "repeat")
         if len(sizes) < self.ndim:
             raise RuntimeError(f"repeat: {len(sizes)} repeat counts for a tensor of shape {self.shape} (need at least "
                                f"{self.ndim})")
@@ -1303,7 +1317,7 @@ class Tensor:
     def tile(self, dims: int | Sequence[int]) -> Tensor:
         """Tiled dims[i] times along each dim; fewer dims than self has are padded with 1s in front
         (unlike repeat, which refuses them)."""
-        sizes = size_args((dims,) if isinstance(dims, int) else tuple(dims))
+        sizes = size_args((dims,) if isinstance(dims, int) else tuple(dims), "tile")
         return self.repeat(*((1,) * (self.ndim - len(sizes)) + sizes))
 
     # ------------------------------------------------------------ in place
@@ -1557,11 +1571,43 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
         raise ValueError(f"where: shapes {cond.shape}, {x.shape} and {y.shape} cannot be broadcast together") from None
 
 
+def _broadcastable(*shapes: tuple[int, ...]) -> bool:
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        return False
+    return True
+
+
+def _ragged(data: Any, dim: int = 0) -> str | None:
+    """Where nested lists stop being rectangular, in PyTorch's words, or None if they are."""
+    if not isinstance(data, (list, tuple)) or not data:
+        return None
+    lengths = [len(x) if isinstance(x, (list, tuple)) else None for x in data]
+    if any(n != lengths[0] for n in lengths):
+        bad = next(n for n in lengths if n != lengths[0])
+        if None in (lengths[0], bad):
+            return f"mixed numbers and sequences at dim {dim + 1}"
+        return f"expected sequence of length {lengths[0]} at dim {dim + 1} (got {bad})"
+    return next((m for m in (_ragged(x, dim + 1) for x in data) if m), None)
+
+
+def _tensor_list(tensors: Sequence[Tensor], op: str) -> list[Tensor]:
+    """cat's and stack's `tensors`: a non-empty sequence of Tensors, else TypeError/ValueError naming the culprit."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}(): argument 'tensors' (position 1) must be a sequence of Tensors, not "
+                        f"{type(tensors).__name__}")
+    for k, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}(): expected a Tensor as element {k} of 'tensors', got {type(t).__name__}")
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    return list(tensors)
+
+
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join tensors of equal shape (but along `dim`) into one."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("cat: expected a non-empty sequence of tensors")
+    tensors = _tensor_list(tensors, "cat")
     ndim = tensors[0].ndim
     axis = normalize_dim(dim, ndim, "cat", tensors[0].shape)
     shapes = [t._array.shape for t in tensors]
@@ -1573,9 +1619,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join tensors of equal shape along a new dim."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack: expected a non-empty sequence of tensors")
+    tensors = _tensor_list(tensors, "stack")
     if len({t._array.shape for t in tensors}) != 1:
         raise ValueError(f"stack: all tensors must have the same shape, got {[t._array.shape for t in tensors]}")
     axis = normalize_dim(dim, tensors[0].ndim + 1, "stack", tensors[0].shape)

@@ -10,13 +10,10 @@ import numpy as np
 from .. import functional as F
 from ..creation import ones, zeros
 from ..autograd.grad_mode import no_grad
+from ..checks import pair_argument, probability_argument, size_argument
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def _default_init(weight: Parameter, bias: Parameter | None) -> None:
@@ -38,15 +35,19 @@ class _ConvNd(Module):
                  transposed: bool, output_padding: int | tuple[int, int], groups: int, bias: bool) -> None:
         super().__init__()
         name = type(self).__name__
+        in_channels = size_argument(in_channels, "in_channels", name)
+        out_channels = size_argument(out_channels, "out_channels", name)
         if not isinstance(groups, int) or groups < 1:
             raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
-        self.padding = padding if isinstance(padding, str) else _pair(padding)
-        self.transposed, self.output_padding = transposed, _pair(output_padding)
+        self.kernel_size = pair_argument(kernel_size, "kernel_size", name, 1)
+        self.stride = pair_argument(stride, "stride", name, 1)
+        self.dilation = pair_argument(dilation, "dilation", name, 1)
+        self.padding = padding if isinstance(padding, str) else pair_argument(padding, "padding", name, 0)
+        self.transposed, self.output_padding = transposed, pair_argument(output_padding, "output_padding", name, 0)
         channels = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
         self.weight = Parameter(np.empty((*channels, *self.kernel_size), np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
@@ -121,7 +122,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = in_features = size_argument(in_features, "in_features", "Linear")
+        self.out_features = out_features = size_argument(out_features, "out_features", "Linear")
         self.weight = Parameter(np.empty((out_features, in_features), np.float32))
         self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
         _default_init(self.weight, self.bias)
@@ -442,9 +444,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p, self.inplace = p, inplace
+        self.p, self.inplace = probability_argument(p, "p", type(self).__name__), inplace
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training, self.inplace)
@@ -471,6 +471,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True) -> None:
         super().__init__()
+        num_features = size_argument(num_features, "num_features", type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
@@ -481,6 +482,8 @@ class _BatchNorm(Module):
         self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)) if tracked else None)
 
     def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{type(self).__name__}: argument 'input' must be Tensor, not {type(x).__name__}")
         if x.ndim not in self._dims or x.shape[1] != self.num_features:
             expected = self._shape_name.format(C=self.num_features)
             raise ValueError(f"{type(self).__name__}: expected input {expected}, got {x.shape}")

@@ -30,6 +30,7 @@ gradients only.
 """
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import numpy as np
@@ -155,9 +156,9 @@ def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, grad_shape: tuple, 
     (h, width), (batch, o, oh, ow) = input_hw, grad_shape
     c = w.shape[1] * groups
     image = np.zeros((c, h + top + bottom, width + left + right, batch), dtype=np.result_type(rows, w))
-    filters = w.reshape(groups, o // groups, -1).swapaxes(1, 2)  # (G, C/G*KH*KW, O/G)
+    filters = w.reshape(groups, o // groups, math.prod(w.shape[1:])).swapaxes(1, 2)  # (G, C/G*KH*KW, O/G)
     for start, stop in _row_blocks(oh, c * ow * batch, 1 << 15):
-        grads = rows[:, start:stop].reshape(groups, o // groups, -1)  # (G, O/G, rows*OW*N)
+        grads = rows[:, start:stop].reshape(groups, o // groups, (stop - start) * ow * batch)  # (G, O/G, rows*OW*N)
         taps = np.matmul(filters, grads).reshape(c, kh, kw, stop - start, ow, batch)
         for i in range(kh):
             for j in range(kw):
@@ -218,7 +219,7 @@ class Conv2d(Primitive):
         image = _padded(x, padding)
         windows = _windows(image, w.shape[-2:], stride, dilation)
         *_, oh, ow, n = windows.shape
-        filters = w.reshape(groups, w.shape[0] // groups, -1)  # (G, O/G, C/G*KH*KW)
+        filters = w.reshape(groups, w.shape[0] // groups, math.prod(w.shape[1:]))  # (G, O/G, C/G*KH*KW)
         by_row = _by_row(*filters.shape[1:])
         y = np.empty((w.shape[0], oh, ow * n), dtype=np.result_type(x, w, *(() if b is None else (b,))))
         for start, stop, columns in _column_blocks(windows):

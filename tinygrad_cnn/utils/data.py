@@ -5,5 +5,5 @@ from ..data import (BatchSampler, ConcatDataset, DataLoader, Dataset, RandomSamp
                     random_split)
 
 __all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler",
-           "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate", "get_worker_info",
-           "random_split"]
+           "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate",
+           "get_worker_info", "random_split"]
