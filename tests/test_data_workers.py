@@ -396,6 +396,16 @@ def test_abandoned_iterator_stops_its_workers():
 
 
 def test_keyboard_interrupt_stops_the_workers():
+    # A background job of a non-interactive shell (as CI may run us) starts with SIGINT ignored, and Python
+    # then keeps it ignored: install Python's own handler, which raises KeyboardInterrupt, for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupt_the_loop()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def interrupt_the_loop():
     iterator = iter(data.DataLoader(Sleepy(0.5), num_workers=2))
     next(iterator)
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
