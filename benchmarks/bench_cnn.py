@@ -18,13 +18,17 @@ in float32.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import process_setup  # benchmarks/ is the script's directory, so first on sys.path
 
-CASES = ("lenet64", "conv", "conv_nchw", "pool", "lenet16", "lenet256")
-# The targets of the CNN ops issue at batch 64: the largest ratios ours / PyTorch and ours / NumPy by hand allowed.
-TARGETS = {"lenet64": (2.0, 1.15), "conv": (2.5, None), "pool": (2.0, None)}
+CASES = ("lenet64", "conv", "conv_nchw", "conv3x3s2", "conv1x1s2", "pool", "bn", "lenet16", "lenet256", "vgg64",
+         "resnet64", "vgg128", "resnet128")
+# The targets (the largest ratios ours / PyTorch and ours / NumPy by hand allowed) of the performance issue.
+TARGETS = {"lenet64": (0.7, 1.15), "conv": (1.2, None), "conv3x3s2": (1.2, None), "conv1x1s2": (1.2, None),
+           "pool": (2.0, None), "bn": (1.2, None), "vgg64": (1.0, None), "resnet64": (1.0, None),
+           "vgg128": (1.0, None), "resnet128": (1.0, None)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,12 +38,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=int, default=8,
                         help="untimed runs of each contestant before its timed run in a round (default 8)")
     parser.add_argument("--cases", default=",".join(CASES),
-                        help=f"comma-separated subset of {', '.join(CASES)} (default: all)")
+                        help=f"comma-separated subset of {', '.join(CASES)} (default: all); a model at another "
+                             "batch size is the model's name and the batch, e.g. resnet32")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
     process_setup.add_arguments(parser)
     args = parser.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = sorted(set(args.cases) - set(CASES))
+    unknown = sorted(c for c in set(args.cases) - set(CASES) if not re.fullmatch(r"(lenet|vgg|resnet)[1-9][0-9]*", c))
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     if args.repeat < 1 or args.warmup < 0 or args.settle < 0:
@@ -59,10 +64,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import numpy_lenet  # noqa: E402
+from torch_twins import TWINS  # noqa: E402
 import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn import Tensor  # noqa: E402
 from tinygrad_cnn import functional as F  # noqa: E402
-from tinygrad_cnn.models import LeNet5  # noqa: E402
+from tinygrad_cnn.models import MODELS  # noqa: E402
 from tinygrad_cnn.optim import SGD  # noqa: E402
 
 LR = 0.01
@@ -71,37 +77,19 @@ Runner = Callable[[], object]
 
 # ---------------------------------------------------------------- the contestants of each case
 
-class TorchLeNet5(torch.nn.Module):
-    """LeNet-5 from torch.nn with the attribute names of tinygrad_cnn.models.LeNet5, so one
-    state_dict fits both."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(1, 6, 5, padding=2)
-        self.conv2 = torch.nn.Conv2d(6, 16, 5)
-        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(400, 120), torch.nn.Linear(120, 84), torch.nn.Linear(84, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pool, relu = torch.nn.functional.max_pool2d, torch.relu
-        x = pool(relu(self.conv1(x)), 2)
-        x = pool(relu(self.conv2(x)), 2).flatten(1)
-        return self.fc3(relu(self.fc2(relu(self.fc1(x)))))
-
-
-def lenet_case(batch: int, rng: np.random.Generator) -> dict[str, Runner]:
-    """One SGD training step (zero_grad, forward, cross-entropy, backward, update) of LeNet-5."""
-    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+def model_case(name: str, batch: int, rng: np.random.Generator) -> dict[str, Runner]:
+    """One training step (zero_grad, forward, cross-entropy, backward, SGD update) of a model of
+    tinygrad_cnn.models and its torch.nn twin (benchmarks/torch_twins.py) from the same weights; SGD
+    with momentum 0.9 but for LeNet-5, whose case also has the hand-written NumPy step."""
+    model = MODELS[name]()
+    x = rng.standard_normal((batch, *model.input_shape)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-
-    model = LeNet5()
-    optimizer = SGD(model.parameters(), lr=LR)
-    x_ours, y_ours = Tensor(x), Tensor(y)
-
-    twin = TorchLeNet5()
+    twin = TWINS[name]()
     twin.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
-    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=LR)
-    x_torch, y_torch = torch.from_numpy(x), torch.from_numpy(y)
-
+    momentum = 0.0 if name == "lenet5" else 0.9
+    optimizer, twin_optimizer = SGD(model.parameters(), lr=LR, momentum=momentum), \
+        torch.optim.SGD(twin.parameters(), lr=LR, momentum=momentum)
+    x_ours, y_ours, x_torch, y_torch = Tensor(x), Tensor(y), torch.from_numpy(x), torch.from_numpy(y)
     params = {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
     def ours() -> float:
@@ -118,39 +106,64 @@ def lenet_case(batch: int, rng: np.random.Generator) -> dict[str, Runner]:
         twin_optimizer.step()
         return loss.item()
 
-    def numpy_by_hand() -> float:
-        return numpy_lenet.train_step(params, x, y, LR)
+    runners = {"ours": ours, "PyTorch": pytorch}
+    if name == "lenet5":
+        runners["NumPy by hand"] = lambda: numpy_lenet.train_step(params, x, y, LR)
+    return runners
 
-    return {"ours": ours, "PyTorch": pytorch, "NumPy by hand": numpy_by_hand}
 
-
-def conv_case(rng: np.random.Generator, nchw_gradient: bool) -> dict[str, Runner]:
-    """conv2d (64, 16, 32, 32) * (32, 16, 3, 3), padding 1, forward and backward for a given
-    upstream gradient: gradients of the input, the weight and the bias. Each library gets the
-    upstream gradient laid out in memory as its own conv2d output is, as the layer after a
-    convolution hands it back in a network (PyTorch: (N, C, H, W); ours: batch innermost), or,
-    with `nchw_gradient`, both get it in (N, C, H, W) order, which ours copies once."""
-    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((64, 16, 32, 32), (32, 16, 3, 3), (32,))]
-    upstream = rng.standard_normal((64, 32, 32, 32)).astype(np.float32)
+def conv_case(rng: np.random.Generator, input_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: int,
+              padding: int, nchw_gradient: bool = False) -> dict[str, Runner]:
+    """conv2d forward and backward for a given upstream gradient: gradients of the input, the weight and
+    the bias. Each library gets the upstream gradient laid out in memory as its own conv2d output is, as
+    the layer after a convolution hands it back in a network (PyTorch: (N, C, H, W); ours: batch
+    innermost), or, with `nchw_gradient`, both get it in (N, C, H, W) order, which ours copies once."""
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in (input_shape, weight_shape, weight_shape[:1])]
     ours_in = [Tensor(a, requires_grad=True) for a in arrays]
     torch_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out_shape = F.conv2d(*ours_in, stride=stride, padding=padding).shape
+    upstream = rng.standard_normal(out_shape).astype(np.float32)
     if not nchw_gradient:
-        like_output = np.empty_like(F.conv2d(*ours_in, padding=1).detach().numpy())  # keeps the output's memory order
-        like_output[...] = upstream
+        like_output = np.empty_like(F.conv2d(*ours_in, stride=stride, padding=padding).detach().numpy())
+        like_output[...] = upstream  # keeps our output's memory order
         upstream = like_output
     g_ours, g_torch = Tensor(upstream), torch.from_numpy(np.ascontiguousarray(upstream))
 
     def ours() -> np.ndarray:
         for t in ours_in:
             t.grad = None
-        out = F.conv2d(*ours_in, padding=1)
+        out = F.conv2d(*ours_in, stride=stride, padding=padding)
         out.backward(g_ours)
         return out.detach().numpy()
 
     def pytorch() -> np.ndarray:
         for t in torch_in:
             t.grad = None
-        out = torch.nn.functional.conv2d(*torch_in, padding=1)
+        out = torch.nn.functional.conv2d(*torch_in, stride=stride, padding=padding)
+        out.backward(g_torch)
+        return out.detach().numpy()
+
+    return {"ours": ours, "PyTorch": pytorch}
+
+
+def batch_norm_case(rng: np.random.Generator) -> dict[str, Runner]:
+    """BatchNorm2d(32) in training mode on (64, 32, 32, 32), forward and backward for a given upstream
+    gradient (running statistics updated as in a training step)."""
+    x = rng.standard_normal((64, 32, 32, 32)).astype(np.float32)
+    upstream = rng.standard_normal(x.shape).astype(np.float32)
+    layer, twin = tg.nn.BatchNorm2d(32), torch.nn.BatchNorm2d(32)
+    x_ours, x_torch = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g_ours, g_torch = Tensor(upstream), torch.from_numpy(upstream)
+
+    def ours() -> np.ndarray:
+        x_ours.grad = None
+        out = layer(x_ours)
+        out.backward(g_ours)
+        return out.detach().numpy()
+
+    def pytorch() -> np.ndarray:
+        x_torch.grad = None
+        out = twin(x_torch)
         out.backward(g_torch)
         return out.detach().numpy()
 
@@ -179,15 +192,30 @@ def pool_case(rng: np.random.Generator) -> dict[str, Runner]:
     return {"ours": ours, "PyTorch": pytorch}
 
 
+CONV_CASES = {  # input, weight, stride, padding
+    "conv": ((64, 16, 32, 32), (32, 16, 3, 3), 1, 1),
+    "conv_nchw": ((64, 16, 32, 32), (32, 16, 3, 3), 1, 1),
+    "conv3x3s2": ((64, 16, 32, 32), (32, 16, 3, 3), 2, 1),  # a ResNet stage's first convolution
+    "conv1x1s2": ((64, 16, 32, 32), (32, 16, 1, 1), 2, 0),  # its shortcut
+}
+MODEL_CASES = {"lenet": ("lenet5", "LeNet-5"), "vgg": ("vgg", "VGG-style net"), "resnet": ("resnet20", "ResNet-20")}
+
+
 def build(case: str, rng: np.random.Generator) -> tuple[str, dict[str, Runner]]:
-    if case.startswith("lenet"):
-        batch = int(case[len("lenet"):])
-        return f"LeNet-5 training step, batch {batch}", lenet_case(batch, rng)
-    if case.startswith("conv"):
+    if case in CONV_CASES:
+        input_shape, weight_shape, stride, padding = CONV_CASES[case]
         nchw = case == "conv_nchw"
-        title = "conv2d fwd+bwd (64,16,32,32) * (32,16,3,3), padding 1" + (", gradient given (N,C,H,W)" * nchw)
-        return title, conv_case(rng, nchw)
-    return "max_pool2d 2x2 fwd+bwd (64,32,32,32)", pool_case(rng)
+        title = (f"conv2d fwd+bwd {input_shape} * {weight_shape}, stride {stride}, padding {padding}"
+                 + ", gradient given (N,C,H,W)" * nchw)
+        return title, conv_case(rng, input_shape, weight_shape, stride, padding, nchw)
+    if case == "bn":
+        return "BatchNorm2d(32) training fwd+bwd (64,32,32,32)", batch_norm_case(rng)
+    if case == "pool":
+        return "max_pool2d 2x2 fwd+bwd (64,32,32,32)", pool_case(rng)
+    prefix = case.rstrip("0123456789")
+    name, title = MODEL_CASES[prefix]
+    batch = int(case[len(prefix):])
+    return f"{title} training step, batch {batch}", model_case(name, batch, rng)
 
 
 # ---------------------------------------------------------------- timing

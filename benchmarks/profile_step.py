@@ -1,9 +1,10 @@
-"""Where the time of one LeNet-5 training step goes.
+"""Where the time of one training step goes (LeNet-5 by default, or --model vgg / resnet20).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py --batch 16 --steps 50
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py --model resnet20 --steps 5
 
-Three views of the same steps (batch 64, SGD, as in bench_cnn.py):
+Three views of the same steps (batch 64, SGD as in bench_cnn.py: with momentum 0.9 but for LeNet-5):
 
 1. the step: median wall time, minor page faults, and how many ops it records (forward) and
    runs as VJPs (backward);
@@ -21,6 +22,7 @@ import process_setup  # benchmarks/ is the script's directory, so first on sys.p
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="lenet5", help="lenet5 (default), vgg or resnet20")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="profiled steps (default 30)")
     parser.add_argument("--top", type=int, default=15, help="rows per table (default 15)")
@@ -46,16 +48,16 @@ from tinygrad_cnn import Tensor  # noqa: E402
 from tinygrad_cnn.autograd import engine  # noqa: E402
 from tinygrad_cnn.autograd.function import Primitive  # noqa: E402
 from tinygrad_cnn import functional as F  # noqa: E402
-from tinygrad_cnn.models import LeNet5  # noqa: E402
+from tinygrad_cnn.models import MODELS  # noqa: E402
 from tinygrad_cnn.optim import SGD  # noqa: E402
 
 
-def make_step(batch: int):
+def make_step(name: str, batch: int):
     tg.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = LeNet5()
-    optimizer = SGD(model.parameters(), lr=0.01)
-    x = Tensor(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32))
+    model = MODELS[name]()
+    optimizer = SGD(model.parameters(), lr=0.01, momentum=0.0 if name == "lenet5" else 0.9)
+    x = Tensor(rng.standard_normal((batch, *model.input_shape)).astype(np.float32))
     y = Tensor(rng.integers(0, 10, batch))
 
     def step() -> None:
@@ -113,7 +115,9 @@ class OpTimer:
 
 def main(args: argparse.Namespace) -> None:
     process_setup.warn_about_openblas_variables()
-    step = make_step(args.batch)
+    if args.model not in MODELS:
+        raise SystemExit(f"--model must be one of {', '.join(MODELS)}")
+    step = make_step(args.model, args.batch)
     for _ in range(5):
         step()
 
@@ -135,7 +139,7 @@ def main(args: argparse.Namespace) -> None:
     recorded = {phase: sum(n for (p, _, _), n in timer.calls.items() if p == phase) // args.steps
                 for phase in ("forward", "backward", "optimizer")}
     print(process_setup.describe(args))
-    print(f"LeNet-5 training step, batch {args.batch}: median {step_ms:.2f} ms over {args.steps} steps, "
+    print(f"{MODELS[args.model].title} training step, batch {args.batch}: median {step_ms:.2f} ms over {args.steps} steps, "
           f"{faults:.0f} minor page faults per step; {recorded['forward']} ops in the forward pass, "
           f"{recorded['backward']} run by the backward pass, {recorded['optimizer']} by the optimizer")
     print(f"inside the ops' NumPy code: {in_ops:.2f} ms per step (measured with timers on); "
