@@ -25,6 +25,10 @@ NAMESPACES = {
     "`torch.optim.lr_scheduler`": ("tinygrad_cnn.optim.lr_scheduler", "torch.optim.lr_scheduler"),
     "`torch.utils.data`": ("tinygrad_cnn.utils.data", "torch.utils.data"),
     "`torch.autograd`": ("tinygrad_cnn.autograd", "torch.autograd"),
+    "`torch.autograd.functional`": ("tinygrad_cnn.autograd.functional", "torch.autograd.functional"),
+    "`torch.autograd.forward_ad`": ("tinygrad_cnn.autograd.forward_ad", "torch.autograd.forward_ad"),
+    "`torch.func`": ("tinygrad_cnn.func", "torch.func"),
+    "`torch.utils.checkpoint`": ("tinygrad_cnn.utils.checkpoint", "torch.utils.checkpoint"),
 }
 
 

@@ -255,7 +255,7 @@ def test_trace_table_and_graph():
         F.log_softmax(x, dim=1).sum().backward()
     text = str(trace)
     lines = text.splitlines()
-    assert lines[0].split() == ["step", "op", "where", "grad_output", "grad_inputs", "time"]
+    assert lines[0].split() == ["step", "op", "where", "grad_output", "grad_inputs", "saved", "time"]
     assert len(lines) == len(trace) + 3  # header, rule, one line per step, total
     assert "log_softmax" in text and f"{len(trace)} steps" in lines[-1]
     source = trace.to_graph().source

@@ -29,6 +29,7 @@ from hypothesis.extra import numpy as hnp
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor, gradcheck, gradgradcheck, ops
+from tinygrad_cnn.autograd import forward_ad
 from tinygrad_cnn.autograd.function import Primitive
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.testing import (
@@ -759,6 +760,86 @@ def test_a_new_op_without_a_row_is_caught():
     softplus = type("Softplus", (), {"__module__": "tinygrad_cnn.ops.elementwise"})
     elsewhere = type("MyOp", (), {"__module__": "my_project.ops"})
     assert ops_without_a_row({**Primitive.registry, "Softplus": softplus, "MyOp": elsewhere}) == {"Softplus"}
+
+
+# ================================================================ forward mode: the JVP of every row
+
+def jvp_of(f: Callable[..., Tensor], inputs: tuple[Tensor, ...], tangents: list[np.ndarray]) -> Tensor:
+    """f's output tangent under forward_ad, each input moving along its tangent."""
+    with forward_ad.dual_level():
+        out = f(*[forward_ad.make_dual(x.detach(), Tensor(t)) for x, t in zip(inputs, tangents)])
+        primal, tangent = forward_ad.unpack_dual(out)
+    assert tangent is not None and tangent.shape == primal.shape and tangent.dtype == primal.dtype
+    return tangent
+
+
+def vjp_transposed(f: Callable[..., Tensor], inputs: tuple[Tensor, ...], tangents: list[np.ndarray]) -> np.ndarray:
+    """J t from reverse mode alone: u -> J^T u (a VJP, linear in u) has the derivative J t along
+    <J^T u, t> in u, one backward through the VJP."""
+    with tg.enable_grad():
+        xs = [x.detach().requires_grad_() for x in inputs]
+        out = f(*xs)
+        u = tg.zeros(out.shape, dtype=np.float64, requires_grad=True)
+        vjps = tg.grad(out, xs, u, create_graph=True, allow_unused=True)
+        along = sum((g * Tensor(t)).sum() for g, t in zip(vjps, tangents) if g is not None)
+        if not (isinstance(along, Tensor) and along.requires_grad):  # J^T u does not depend on u: J = 0
+            return np.zeros(out.shape)
+        (jt,) = tg.grad(along, u, allow_unused=True)
+    return np.zeros(out.shape) if jt is None else jt.numpy()
+
+
+# The SetItem row writes in place (h[index] = values), and in-place writes do not carry tangents yet
+# (Tensor._inplace and __setitem__ copy values only): its JVP is checked on the op itself.
+JVP_CALLS = {"SetItem": ops.SetItem.apply}
+
+
+@table
+@given(data=st.data())
+def test_jvp_matches_finite_differences_and_the_vjp(case: OpCase, data):
+    """The op's JVP with a random tangent t: (f(x + eps t) - f(x - eps t)) / 2 eps, and J t as
+    reverse mode computes it (transposing the VJP)."""
+    inputs, params = data.draw(case.example, label="example")
+    call = JVP_CALLS.get(case.name, case.call)
+    f = lambda *xs: call(*xs, **params)  # noqa: E731
+    tangents = [data.draw(arrays(x.shape, -1.0, 1.0), label="tangent") for x in inputs]
+    jvp = jvp_of(f, inputs, tangents).numpy()
+    eps = 1e-6
+    with tg.no_grad():
+        ahead, behind = (f(*[Tensor(x.detach().numpy() + sign * eps * t) for x, t in zip(inputs, tangents)])
+                         for sign in (1, -1))
+    np.testing.assert_allclose(jvp, (ahead.numpy() - behind.numpy()) / (2 * eps), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jvp, vjp_transposed(f, inputs, tangents), rtol=1e-10, atol=1e-10)
+
+
+def primitives_without_jvp(registry: dict[str, type]) -> set[str]:
+    """The Primitives of the package that keep the base class's jvp (none of their own)."""
+    return {name for name, cls in registry.items()
+            if cls.__module__.startswith("tinygrad_cnn.") and cls.jvp is Primitive.jvp}
+
+
+def test_every_primitive_has_a_jvp():
+    for module in pkgutil.walk_packages(tg.__path__, tg.__name__ + "."):
+        if not module.name.startswith("tinygrad_cnn.__main__"):
+            importlib.import_module(module.name)
+    assert primitives_without_jvp(Primitive.registry) == set()
+
+
+def test_a_primitive_without_a_jvp_is_caught():
+    """The meta-test can fail: a Primitive of the package with no jvp is reported, and using it
+    with a tangent raises."""
+    class NoJvp(Primitive):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+    del Primitive.registry[f"{NoJvp.__module__}.{NoJvp.__qualname__}"]  # the real registry stays as it was
+    NoJvp.__module__ = "tinygrad_cnn.ops.elementwise"  # as if it were one of ours
+    assert primitives_without_jvp({**Primitive.registry, "NoJvp": NoJvp}) == {"NoJvp"}
+    with forward_ad.dual_level():
+        x = forward_ad.make_dual(tg.ones(2, dtype=np.float64), tg.ones(2, dtype=np.float64))
+        with pytest.raises(NotImplementedError, match="NoJvp"):
+            NoJvp.apply(x)
+        assert NoJvp.apply(tg.ones(2)).tolist() == [2.0, 2.0]  # no tangent flows in: no rule needed
 
 
 # ================================================================ broadcasting, every binary op

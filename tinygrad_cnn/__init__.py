@@ -1,7 +1,7 @@
 """tinygrad_cnn: a small deep-learning framework on NumPy, with PyTorch's API."""
 import numpy as np
 
-from . import autograd, data, functional, nn, optim, utils
+from . import autograd, data, func, functional, nn, optim, utils
 from .autograd import (Function, backward, enable_grad, grad, inference_mode, is_grad_enabled,
                        is_inference_mode_enabled, no_grad, set_grad_enabled)
 from .autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import ops
 from .autograd import engine
+from .autograd.forward_ad import levels as dual_levels
 from .autograd.function import Function
 from .autograd.grad_mode import modes
 from .autograd.graph import Node, RemovableHandle, RetainGrad, VersionCounter
@@ -1356,6 +1357,9 @@ class Tensor:
         self._counter().bump()
         if node is not None:
             self._set_history(node, result._output_nr)
+        tangents = result.__dict__.get("_fw_tangents")
+        if tangents is not None or "_fw_tangents" in self.__dict__:  # forward AD: the new value's tangents
+            self._fw_tangents = tangents
         return self
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
@@ -1444,7 +1448,8 @@ class Tensor:
         """t[index] = value, with ints, slices, None, Ellipsis, boolean masks or integer tensors as
         the index, and a Tensor or a number (broadcast) as the value."""
         index, value = _as_numpy_index(index), self._lift(value)
-        if not (modes.grad and (self.requires_grad or value.requires_grad)):  # fast path: nothing to record
+        recorded = modes.grad and (self.requires_grad or value.requires_grad)
+        if not (recorded or dual_levels):  # fast path: nothing to record, no tangents to carry
             try:
                 self._array[index] = value._array
             except (IndexError, ValueError) as e:

@@ -31,7 +31,7 @@ import numpy as np
 
 from .autograd.engine import topological_order
 from .autograd.function import Context
-from .autograd.graph import AccumulateGrad, RetainGrad
+from .autograd.graph import AccumulateGrad, RetainGrad, format_bytes, saved_bytes
 from .introspect import grad_text, norm, parameter_names
 from .scopes import Scope, compact
 from .tensor import Tensor
@@ -76,7 +76,8 @@ def graph_template(name: str, rankdir: str) -> graphviz.Digraph:
 
 
 def draw_graph(*roots: Tensor, params: Any = None, show_shapes: bool = True, show_grads: bool = False,
-               collapse: bool = True, rankdir: str = "TB", legend: bool = True) -> graphviz.Digraph:
+               show_saved: bool = False, collapse: bool = True, rankdir: str = "TB",
+               legend: bool = True) -> graphviz.Digraph:
     """The graph that computed `roots`, as a graphviz Digraph.
 
     Args:
@@ -85,6 +86,8 @@ def draw_graph(*roots: Tensor, params: Any = None, show_shapes: bool = True, sho
         show_shapes: print shapes (and dtypes of leaves) on the nodes.
         show_grads: after a backward, print the shape and norm of each gradient available:
             leaves' `.grad`, and that of non-leaves which called `retain_grad()`.
+        show_saved: print on each op the memory its nodes keep for backward ('saved 1.2 MiB', each
+            buffer once; see autograd.graph.memory_report); 'saved 0 B' once backward has freed it.
         collapse: one node per composite op (conv2d, cross_entropy...); False draws the
             primitives of each call inside a frame (a `cluster_` subgraph).
         rankdir: 'TB' (top to bottom), 'LR', 'BT' or 'RL'.
@@ -99,12 +102,12 @@ def draw_graph(*roots: Tensor, params: Any = None, show_shapes: bool = True, sho
         if root.grad_fn is None:
             raise RuntimeError(f"draw_graph: root {i} (shape {root.shape}) has no graph (it is a leaf, grad_fn is "
                                "None); draw a tensor computed from tensors that require grad, outside no_grad")
-    for option, value in (("show_shapes", show_shapes), ("show_grads", show_grads), ("collapse", collapse),
-                          ("legend", legend)):
+    for option, value in (("show_shapes", show_shapes), ("show_grads", show_grads), ("show_saved", show_saved),
+                          ("collapse", collapse), ("legend", legend)):
         if not isinstance(value, bool):
             raise TypeError(f"draw_graph: {option} must be True or False, got {value!r}")
     graph = graph_template("graph", rankdir)
-    drawing = _Drawing(parameter_names(params, "draw_graph"), show_shapes, show_grads, collapse)
+    drawing = _Drawing(parameter_names(params, "draw_graph"), show_shapes, show_grads, show_saved, collapse)
     drawing.collect(roots)
     drawing.emit(graph, legend)
     return graph
@@ -149,21 +152,23 @@ def render(graph: graphviz.Digraph | Tensor | Sequence[Tensor], path: str | Path
 class _Node:
     """One node to draw: a leaf, a primitive op (a Context), a composite call (a Scope) or an output."""
 
-    __slots__ = ("name", "kind", "obj", "tensors", "shapes", "cluster")
+    __slots__ = ("name", "kind", "obj", "tensors", "shapes", "cluster", "contexts")
 
     def __init__(self, name: str, kind: str, obj: Any, cluster: Scope | None) -> None:
         self.name, self.kind, self.obj, self.cluster = name, kind, obj, cluster
         self.tensors: list[Tensor] = []  # the tensors it stands for that are alive: their gradients are shown
         self.shapes: list[tuple] = []  # the shapes of what it computes
+        self.contexts: list[Context] = []  # the recorded nodes it draws (several for a composite op)
 
 
 class _Drawing:
     """The nodes and edges of one drawing. Nodes are keyed by the identity of the object they
     stand for; each node holds that object, so no id can be reused while the drawing is made."""
 
-    def __init__(self, names: dict[int, tuple[str, Tensor]], show_shapes: bool, show_grads: bool,
+    def __init__(self, names: dict[int, tuple[str, Tensor]], show_shapes: bool, show_grads: bool, show_saved: bool,
                  collapse: bool) -> None:
         self.names, self.show_shapes, self.show_grads, self.collapse = names, show_shapes, show_grads, collapse
+        self.show_saved = show_saved
         self.nodes: dict[int, _Node] = {}
         self.edges: dict[tuple[str, str], dict[str, str]] = {}  # ordered, without repeats, with attributes
         self.scopes: dict[int, Scope] = {}  # the composite calls met, nested ones too
@@ -222,6 +227,7 @@ class _Drawing:
             if not isinstance(ctx, Context):
                 continue
             dst = self.op_node(ctx)
+            dst.contexts.append(ctx)
             if dst.kind == "op":
                 for nr in range(ctx.num_outputs):
                     self.add_output(dst, ctx, nr)
@@ -333,6 +339,8 @@ class _Drawing:
             lines.append(" ".join([node.obj.fn.__name__] + [f"{k}={_short(v)}" for k, v in node.obj.kwargs.items()]))
         if self.show_shapes and node.kind in ("op", "nn_op"):
             lines.append(", ".join(str(tuple(ctx.output_meta[nr][0])) for ctx, nr in node.shapes))
+        if self.show_saved and node.kind in ("op", "nn_op"):
+            lines.append(f"saved {format_bytes(saved_bytes(node.contexts))}")
         if self.show_grads:
             lines.extend(_grad_line(t) for t in node.tensors if t.grad is not None or node.kind == "parameter")
         return lines

@@ -14,27 +14,9 @@ from typing import Any, Sequence
 
 from .anomaly import check_backward, running_vjp
 from .grad_mode import modes, set_grad_enabled
-from .graph import AccumulateGrad, Node, backward_observers, gradient_edge, watching
+from .graph import AccumulateGrad, Node, backward_observers, gradient_edge, topological_order, watching
 
 Edge = tuple[Node, int]
-
-
-def topological_order(roots: Sequence[Node]) -> list[Node]:
-    """Every node reachable from `roots`, each before the nodes it sends gradient to (so roots
-    come first). Iterative depth-first search: no recursion limit on a 100,000-op chain."""
-    order: list[Node] = []
-    visited: set[Node] = set()
-    stack = [(root, False) for root in reversed(roots)]
-    while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
-        elif node not in visited:
-            visited.add(node)
-            stack.append((node, True))
-            stack.extend((n, False) for n, _ in reversed(node.next_functions) if n is not None and n not in visited)
-    order.reverse()
-    return order
 
 
 def run_backward(roots: Sequence[Edge], root_grads: Sequence[Any], *, retain_graph: bool, create_graph: bool,

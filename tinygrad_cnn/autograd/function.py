@@ -11,16 +11,22 @@ Two kinds, recorded the same way:
 In both, `ctx` is the node: the forward saves what its VJP reads with `ctx.save_for_backward`,
 the VJP reads it back from `ctx.saved_tensors`, with `ctx.needs_input_grad` and (primitives)
 the op's keyword arguments `ctx.kwargs`. Nothing else passes from forward to backward.
+
+Both have a forward-mode rule too, `jvp`, which forward_ad.py calls while a dual level is on:
+the output's tangent from the inputs' tangents (see Function and Primitive).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import weakref
 from typing import Any, Callable
 
 import numpy as np
 
+from . import forward_ad
 from .anomaly import check_forward
+from .forward_ad import levels as dual_levels  # the visible forward-AD levels: empty unless used
 from .grad_mode import modes, no_grad
 from .graph import Node, SavedTensor, SavedTensorInfo, VersionCounter, check_unchanged, current_pack_hooks, gradient_edge
 
@@ -42,6 +48,7 @@ class Context(Node):
     _saved: tuple = ()
     _non_differentiable: tuple = ()
     _dirty: tuple = ()
+    _saved_forward: tuple = ()
 
     def __init__(self, fn: type[Function], needs_input_grad: tuple[bool, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.needs_input_grad, self.kwargs = fn, needs_input_grad, kwargs
@@ -55,6 +62,10 @@ class Context(Node):
         """Keep values for the VJP. A Tensor (or, in a primitive, an input's or the output's array)
         comes back as a Tensor of the graph, checked for in-place changes; anything else as is."""
         self._saved = values
+
+    def save_for_forward(self, *values: Any) -> None:
+        """Keep Tensors for a Function's `jvp`, which reads them back from `ctx.saved_tensors`."""
+        self._saved_forward = values
 
     def mark_non_differentiable(self, *outputs: Any) -> None:
         """These outputs get no gradient (integer indices, masks): they do not require grad."""
@@ -156,6 +167,13 @@ class Context(Node):
                                    "return Tensors (make one with tinygrad_cnn.tensor(...))")
         return grads
 
+    def keep_output_itself(self, out: Any) -> None:
+        """Forward AD gave the output `out` tangents, which the VJP must see (forward over reverse):
+        keep `out` itself among the saved values, not a SavedTensor of it, whose unpacked alias
+        would have none. Only under forward AD: the reference cycle this makes is left to gc."""
+        self._saved = tuple([out if type(v) is SavedTensor and v.output_nr is not None and v.unpack_hook is None
+                             and v._value._array is out._array else v for v in self._saved])
+
     def keep_copy_if_saved(self, t: Any) -> None:
         """t is about to be overwritten by this node's own in-place op: if the node saved t, keep a
         copy of its current value instead (as PyTorch keeps `original_self` for mul_, div_, ...)."""
@@ -185,7 +203,8 @@ _PLAIN = (np.ndarray, tuple, int, np.dtype, type(None))  # what a primitive save
 
 def _kept(value: Any, inputs: tuple, out: Any, hooks: tuple | None) -> Any:
     """How a primitive's node keeps one value its forward saved: an input's array becomes that
-    Tensor, the output's array a SavedTensor of it (anything else is kept as it is)."""
+    Tensor, the output's array a SavedTensor of it, another array (a mask) is kept as it is, or
+    packed as a Tensor if saved_tensors_hooks are on (anything else is kept as it is)."""
     if type(value) is not np.ndarray:
         return value
     if value is out._array:
@@ -193,7 +212,7 @@ def _kept(value: Any, inputs: tuple, out: Any, hooks: tuple | None) -> Any:
     for t in inputs:
         if value is t._array:
             return t if hooks is None else SavedTensor(t, None, hooks)
-    return value
+    return value if hooks is None else SavedTensor(out._wrap(value), None, hooks, array=True)
 
 
 def _kept_tensor(value: Any, outputs: tuple, hooks: tuple | None) -> Any:
@@ -207,7 +226,9 @@ def _kept_tensor(value: Any, outputs: tuple, hooks: tuple | None) -> Any:
 
 
 class Function:
-    """Base class of ops with a custom gradient, as torch.autograd.Function:
+    """Base class of ops with a custom gradient, as torch.autograd.Function (a forward-mode rule,
+    `jvp(ctx, *tangents)` -> one tangent per output, is needed only under forward_ad; its
+    ctx.saved_tensors are what forward gave `ctx.save_for_forward`):
 
         class Exp(Function):
             @staticmethod
@@ -234,6 +255,11 @@ class Function:
     def backward(ctx: Context, *grads: Any) -> Any:
         raise NotImplementedError
 
+    @staticmethod
+    def jvp(ctx: Context, *tangents: Any) -> Any:
+        raise NotImplementedError("You must implement the jvp function for custom autograd.Function to use it with "
+                                  f"forward mode AD ({ctx.fn.__name__} has none).")
+
     @classmethod
     def apply(cls, *args: Any) -> Any:
         """Run forward without recording; if grad mode is on and a Tensor argument requires
@@ -241,10 +267,11 @@ class Function:
         tensors = tuple([a for a in args if _is_tensor(a)])
         ctx = Context(cls, tuple([_is_tensor(a) and a.requires_grad for a in args]), {})  # one per argument
         ctx.arg_is_tensor = tuple([_is_tensor(a) for a in args])
-        with no_grad():
+        # under forward AD the outputs' tangents come from `jvp`, not from the ops forward runs
+        with no_grad(), (forward_ad._hidden_from(0) if dual_levels else contextlib.nullcontext()):
             result = cls.forward(ctx, *args)
         if not (modes.grad and True in ctx.needs_input_grad):
-            return result
+            return _with_tangents(ctx, args, result) if dual_levels else result
         for t in ctx._dirty:
             if t.requires_grad and t.grad_fn is None:
                 raise RuntimeError(f"{cls.__name__}: a leaf Variable that requires grad has been used in an in-place "
@@ -259,13 +286,30 @@ class Function:
         for nr, out in enumerate(tensor_outputs):
             differentiable = out.dtype.kind == "f" and not any(out is o for o in ctx._non_differentiable)
             out._set_history(ctx if differentiable else None, nr)
-        return outputs[0] if single else tuple(outputs)
+        result = outputs[0] if single else tuple(outputs)
+        return _with_tangents(ctx, args, result) if dual_levels else result
+
+
+def _with_tangents(ctx: Context, args: tuple, result: Any) -> Any:
+    """A Function's result, its outputs given their tangents by its jvp (forward_ad.function_tangents)."""
+    single = not isinstance(result, tuple)
+    outputs = [result] if single else list(result)
+    forward_ad.function_tangents(ctx, args, outputs)
+    return outputs[0] if single else tuple(outputs)
 
 
 class Primitive(Function):
     """Our own ops: forward(ctx, *arrays, **kwargs) -> array on NumPy arrays, backward(ctx, grad)
     -> one gradient (Tensor or None) per input, in Tensor ops so that it can be differentiated
-    again. A gradient may have the broadcast output's shape: the engine sums it back."""
+    again. A gradient may have the broadcast output's shape: the engine sums it back.
+
+    Beside the VJP, the forward-mode rule jvp(ctx, primals, tangents, out) -> the output's tangent
+    (or None: zero), run only under forward_ad. `primals` are the input Tensors, `tangents` theirs
+    (None for a zero tangent: skip its term), `out` the output Tensor; as PyTorch's formulas, it reads
+    these rather than saved values (forward saves only what the VJP needs), plus ctx.kwargs and what
+    forward computed besides the result (ctx.saved_tensors: masks, argmax offsets). Written in Tensor
+    ops, so tangents of tangents and backward() through a tangent work. The tangent may have a
+    broadcast shape or another float dtype: forward_ad fits it to `out` in one place."""
 
     forward_on_arrays = True
     returns_view = False  # True for ops whose result may share the input's memory (reshape, slicing)
@@ -278,6 +322,10 @@ class Primitive(Function):
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         raise NotImplementedError
+
+    @staticmethod
+    def jvp(ctx: Context, primals: tuple, tangents: tuple, out: Any) -> Any:
+        raise NotImplementedError(f"{ctx.fn.__name__}: this op has no forward-mode (jvp) rule")
 
     @classmethod
     def apply(cls, *inputs: Any, **kwargs: Any) -> Any:
@@ -305,6 +353,8 @@ class Primitive(Function):
                 ctx._saved = tuple([_kept(v, inputs, out, hooks) for v in ctx._saved])
         if cls.returns_view:
             out._share_version_if_view(inputs[0])
+        if dual_levels:  # forward-mode AD is on: the output's tangents (forward_ad.py)
+            forward_ad.primitive_tangents(ctx, inputs, out)
         return out
 
 

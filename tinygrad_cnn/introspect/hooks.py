@@ -24,6 +24,10 @@ class BackwardHookFunction(Primitive):
     def backward(ctx, g):
         return g
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0]
+
 
 class _BackwardHookCall:
     """The full backward hooks of one module call. The gradients w.r.t. the call's outputs are

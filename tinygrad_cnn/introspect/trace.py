@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
-from ..autograd.graph import AccumulateGrad, Node, register_backward_observer
+from ..autograd.graph import AccumulateGrad, Node, format_bytes, register_backward_observer, saved_bytes
 from ..tensor import Tensor
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ class BackwardStep:
     `node` is the node that ran, `grad_output` the gradient of its output that arrived (dL/d
     output; a tuple for a node with several outputs), `grad_inputs` what the VJP sent to each
     input of the node (None where none was needed); `sources` are the indices of the steps that
-    sent gradient here.
+    sent gradient here; `saved_bytes` the memory the node held for its VJP when it ran (freed right
+    after, unless retain_graph; see autograd.graph.memory_report).
     """
 
     index: int
@@ -57,6 +58,7 @@ class BackwardStep:
     grad_inputs: tuple[Tensor | None, ...]
     seconds: float
     sources: tuple[int, ...]
+    saved_bytes: int = 0
 
     @property
     def tensor(self) -> Tensor | None:
@@ -86,7 +88,7 @@ class BackwardTrace:
         sources = tuple(self._senders.pop(node, ()))
         grad_output = grads[0] if len(grads) == 1 else tuple(grads)
         self.steps.append(BackwardStep(index, node.name(), "" if scope is None else scope.path, name, node,
-                                       grad_output, grad_inputs, seconds, sources))
+                                       grad_output, grad_inputs, seconds, sources, saved_bytes([node])))
         for (next_node, _), gx in zip(node.next_functions, grad_inputs):
             if next_node is not None and gx is not None:
                 senders = self._senders.setdefault(next_node, [])
@@ -109,13 +111,14 @@ class BackwardTrace:
 
     def __str__(self) -> str:
         """A table: one row per step, gradients as 'shape |g|=norm'; 'where' is the composite op
-        the node was made in, or the parameter's name."""
-        rows = [("step", "op", "where", "grad_output", "grad_inputs", "time")]
+        the node was made in, or the parameter's name; 'saved' the memory the node held for its VJP."""
+        rows = [("step", "op", "where", "grad_output", "grad_inputs", "saved", "time")]
         for s in self.steps:
             outs = ", ".join("-" if gx is None else grad_text(gx) for gx in s.grad_inputs)
             where = s.name or s.scope
             time = f"{s.seconds * 1e6:.0f} us" if s.tensor is None else ""
-            rows.append((str(s.index), s.op, where, grad_text(s.grad_output), outs or "-> .grad", time))
+            saved = format_bytes(s.saved_bytes) if s.tensor is None else ""
+            rows.append((str(s.index), s.op, where, grad_text(s.grad_output), outs or "-> .grad", saved, time))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-" * len(lines[0]))

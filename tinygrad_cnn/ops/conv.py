@@ -36,6 +36,8 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..autograd.forward_ad import levels as dual_levels
+from ..autograd.forward_ad import multilinear_jvp, tangent_sum
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import is_grad_enabled
 from .window import output_size
@@ -238,10 +240,10 @@ class Conv2d(Primitive):
         x, image, w, x_shape, w_shape = ctx.saved_tensors
         need_x, need_w, *need_b = ctx.needs_input_grad
         geometry = weight_geometry = ctx.kwargs
-        if not is_grad_enabled() and (need_x or need_w):
-            # Fast path of a plain backward, where no gradient has to be a graph: both products get the
-            # gradient laid out batch-last (copied at most once), and the weight gradient is taken
-            # from the image the forward has padded and laid out already.
+        if not is_grad_enabled() and not dual_levels and (need_x or need_w):
+            # Fast path of a plain backward, where no gradient has to be a graph (nor carry a forward-AD
+            # tangent): both products get the gradient laid out batch-last (copied at most once), and
+            # the weight gradient is taken from the image the forward has padded and laid out already.
             g = g._wrap(_batch_last_layout(g.detach().numpy()))
             if need_w:
                 x, weight_geometry = g._wrap(image.transpose(3, 0, 1, 2)), {**geometry, "padding": (0, 0, 0, 0)}
@@ -250,6 +252,14 @@ class Conv2d(Primitive):
         if not need_b:
             return dx, dw
         return dx, dw, g.sum((0, 2, 3)) if need_b[0] else None
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        (x, w, *_), (tx, tw, *tb) = primals, tangents  # bilinear in (x, w), plus the bias
+        geometry = _geometry(ctx.kwargs)
+        return tangent_sum(None if tx is None else Conv2d.apply(tx, w, **geometry),
+                           None if tw is None else Conv2d.apply(x, tw, **geometry),
+                           None if not tb or tb[0] is None else tb[0].reshape(-1, 1, 1))
 
 
 class ConvTranspose2d(Primitive):
@@ -273,6 +283,8 @@ class ConvTranspose2d(Primitive):
         geometry = _geometry(ctx.kwargs)
         return (Conv2d.apply(h, w, **geometry) if need_g else None,
                 Conv2dWeightGrad.apply(h, g, kernel_size=w_shape[-2:], **geometry) if need_w else None)
+
+    jvp = staticmethod(multilinear_jvp)
 
 
 class Conv2dWeightGrad(Primitive):
@@ -309,3 +321,5 @@ class Conv2dWeightGrad(Primitive):
         geometry = _geometry(ctx.kwargs)
         return (ConvTranspose2d.apply(g, h, input_size=x_shape[-2:], **geometry) if need_x else None,
                 Conv2d.apply(x, h, **geometry) if need_g else None)
+
+    jvp = staticmethod(multilinear_jvp)

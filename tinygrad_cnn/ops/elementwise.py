@@ -1,11 +1,14 @@
 """Elementwise primitives. Binary ops broadcast as NumPy does; the engine sums each
-gradient back to its input's shape, so the VJPs below ignore broadcasting."""
+gradient back to its input's shape, so the VJPs below ignore broadcasting. Each JVP is
+the sum over inputs of tangent * partial derivative, the VJP's partials with g replaced by
+the tangent (forward_ad broadcasts it to the output's shape)."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
+from ..autograd.forward_ad import multilinear_jvp, tangent_sum
 from ..autograd.function import Context, Primitive
 
 # Forwards that can meet a pole or leave their domain (log(-1), 1/0, exp(1000)) give NaN or inf as
@@ -26,6 +29,10 @@ class Add(Primitive):
     def backward(ctx, g):
         return g, g
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangent_sum(*tangents)
+
 
 class Sub(Primitive):
     """x - y.  dL/dx = g, dL/dy = -g."""
@@ -37,6 +44,11 @@ class Sub(Primitive):
     @staticmethod
     def backward(ctx, g):
         return g, (-g if ctx.needs_input_grad[1] else None)
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        tx, ty = tangents
+        return tangent_sum(tx, None if ty is None else -ty)
 
 
 class Mul(Primitive):
@@ -52,6 +64,8 @@ class Mul(Primitive):
     def backward(ctx, g):
         x, y = ctx.saved_tensors
         return (None if y is None else g * y), (None if x is None else g * x)
+
+    jvp = staticmethod(multilinear_jvp)  # tx * y + x * ty
 
 
 class Div(Primitive):
@@ -70,6 +84,11 @@ class Div(Primitive):
         g_over_y = g / y
         return g_over_y, (None if x is None else -g_over_y * (x / y))
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        (_, y), (tx, ty) = primals, tangents
+        return tangent_sum(tx, None if ty is None else -(ty * out)) / y  # (tx - ty * x / y) / y
+
 
 class Pow(Primitive):
     """x ** y.  dL/dx = g * y * x**(y-1), 0 where y == 0 (x**0 is constant, also at x = 0, as PyTorch);
@@ -85,15 +104,28 @@ class Pow(Primitive):
     @staticmethod
     def backward(ctx, g):
         x, y, out = ctx.saved_tensors
-        gx = None
-        if ctx.needs_input_grad[0]:
-            # at x == y == 0 the factor y is 0: an exponent of 1 there keeps 0 ** -1 = inf out of the product
-            both_zero = (x._array == 0) & (y._array == 0)
-            power = (y - 1) if not both_zero.any() else y.where(g._wrap(~both_zero), 1.0) - 1
-            gx = g * y * x ** power
+        return (g * Pow.d_base(x, y) if ctx.needs_input_grad[0] else None,
+                None if out is None else g * Pow.d_exponent(x, out))
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        (x, y), (tx, ty) = primals, tangents
+        return tangent_sum(None if tx is None else tx * Pow.d_base(x, y),
+                           None if ty is None else ty * Pow.d_exponent(x, out))
+
+    @staticmethod
+    def d_base(x, y):
+        """d(x ** y)/dx = y * x ** (y - 1), 0 where y == 0."""
+        # at x == y == 0 the factor y is 0: an exponent of 1 there keeps 0 ** -1 = inf out of the product
+        both_zero = (x._array == 0) & (y._array == 0)
+        power = (y - 1) if not both_zero.any() else y.where(x._wrap(~both_zero), 1.0) - 1
+        return y * x ** power
+
+    @staticmethod
+    def d_exponent(x, out):
+        """d(x ** y)/dy = out * log(x), 0 where x == 0."""
         # log of 1 where x == 0, so neither the value nor its own derivative is inf/nan
-        gy = None if out is None else g * out * x.where(x != 0, 1.0).log()
-        return gx, gy
+        return out * x.where(x != 0, 1.0).log()
 
 
 class Remainder(Primitive):
@@ -109,14 +141,24 @@ class Remainder(Primitive):
         if y.dtype.kind in "biu" and x.dtype.kind in "biu" and not np.all(y):
             raise RuntimeError(f"ZeroDivisionError: {mode} of an integer tensor by 0")
         out = Remainder.functions[mode](x, y)
-        # (x - out) / y is a whole number up to rounding: round it, so the saved q is exact
-        ctx.save_for_backward(np.round((x - out) / y) if ctx.needs_input_grad[1] else None)
+        ctx.save_for_backward(Remainder.quotient(x, y, out) if ctx.needs_input_grad[1] else None)
         return out
+
+    @staticmethod
+    @_silent
+    def quotient(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+        # (x - out) / y is a whole number up to rounding: round it, so that q is exact
+        return np.round((x - out) / y)
 
     @staticmethod
     def backward(ctx, g):
         q, = ctx.saved_tensors
         return g, (None if q is None else -g * q)
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        (x, y), (tx, ty) = primals, tangents
+        return tangent_sum(tx, None if ty is None else -ty * Remainder.quotient(x._array, y._array, out._array))
 
 
 class Maximum(Primitive):
@@ -130,15 +172,26 @@ class Maximum(Primitive):
     def forward(cls, ctx, x, y):
         out = cls.combine(x, y)
         if True in ctx.needs_input_grad:
-            half_tie = 0.5 * (x == y)
-            wx, wy = (np.logical_not(cls.loses(a, b)) - half_tie for a, b in ((x, y), (y, x)))
-            ctx.save_for_backward(wx.astype(out.dtype, copy=False), wy.astype(out.dtype, copy=False))
+            ctx.save_for_backward(*cls.weights(x, y, out.dtype))
         return out
+
+    @classmethod
+    def weights(cls, x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """(wx, wy): d out/dx and d out/dy, 1 for the winner, 0 for the loser, 1/2 each at a tie."""
+        half_tie = 0.5 * (x == y)
+        wx, wy = (np.logical_not(cls.loses(a, b)) - half_tie for a, b in ((x, y), (y, x)))
+        return wx.astype(dtype, copy=False), wy.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
         wx, wy = ctx.saved_tensors
         return g * wx, g * wy
+
+    @classmethod
+    def jvp(cls, ctx, primals, tangents, out):
+        (x, y), (tx, ty) = primals, tangents
+        wx, wy = cls.weights(x._array, y._array, out.dtype)
+        return tangent_sum(None if tx is None else tx * wx, None if ty is None else ty * wy)
 
 
 class Minimum(Maximum):
@@ -163,6 +216,13 @@ class Where(Primitive):
         _, dx, dy = ctx.needs_input_grad
         return None, (g.where(condition, 0.0) if dx else None), (g.where(~condition, 0.0) if dy else None)
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        condition, (_, tx, ty) = primals[0], tangents
+        if tx is None:
+            return ty.where(~condition, 0.0)
+        return tx.where(condition, 0.0 if ty is None else ty)
+
 
 # ---------------------------------------------------------------- unary
 
@@ -176,6 +236,10 @@ class Neg(Primitive):
     @staticmethod
     def backward(ctx, g):
         return -g
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return -tangents[0]
 
 
 class Exp(Primitive):
@@ -193,6 +257,10 @@ class Exp(Primitive):
         out, = ctx.saved_tensors
         return g * out
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] * out
+
 
 class Log(Primitive):
     """log(x).  dL/dx = g / x."""
@@ -208,6 +276,10 @@ class Log(Primitive):
         x, = ctx.saved_tensors
         return g / x
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] / primals[0]
+
 
 class Log1p(Primitive):
     """log(1 + x), exact for small x.  dL/dx = g / (1 + x)."""
@@ -222,6 +294,10 @@ class Log1p(Primitive):
     def backward(ctx, g):
         x, = ctx.saved_tensors
         return g / (x + 1)
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] / (primals[0] + 1)
 
 
 class Expm1(Primitive):
@@ -239,6 +315,10 @@ class Expm1(Primitive):
         out, = ctx.saved_tensors
         return g * (out + 1)
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] * (out + 1)
+
 
 class Sin(Primitive):
     """sin(x).  dL/dx = g * cos(x)."""
@@ -253,6 +333,10 @@ class Sin(Primitive):
         x, = ctx.saved_tensors
         return g * x.cos()
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] * primals[0].cos()
+
 
 class Cos(Primitive):
     """cos(x).  dL/dx = -g * sin(x)."""
@@ -266,6 +350,10 @@ class Cos(Primitive):
     def backward(ctx, g):
         x, = ctx.saved_tensors
         return -(g * x.sin())
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return -(tangents[0] * primals[0].sin())
 
 
 class Erf(Primitive):
@@ -282,7 +370,15 @@ class Erf(Primitive):
     @staticmethod
     def backward(ctx, g):
         x, = ctx.saved_tensors
-        return g * ((x * x).neg().exp() * (2 / math.sqrt(math.pi)))
+        return g * Erf.derivative(x)
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] * Erf.derivative(primals[0])
+
+    @staticmethod
+    def derivative(x):
+        return (x * x).neg().exp() * (2 / math.sqrt(math.pi))
 
 
 class Rounding(Primitive):
@@ -298,6 +394,10 @@ class Rounding(Primitive):
     @staticmethod
     def backward(ctx, g):
         return g._wrap(np.zeros(g.shape, g.dtype))
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return out._wrap(np.zeros(out.shape, out.dtype))
 
 
 class Sqrt(Primitive):
@@ -315,6 +415,10 @@ class Sqrt(Primitive):
         out, = ctx.saved_tensors
         return g / (out * 2)
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] / (out * 2)
+
 
 class Abs(Primitive):
     """|x|.  dL/dx = g * sign(x); 0 at x == 0 and at NaN, as PyTorch."""
@@ -331,6 +435,11 @@ class Abs(Primitive):
         sign, = ctx.saved_tensors
         return g * sign
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        sign, = ctx.saved_tensors
+        return tangents[0] * sign
+
 
 class Relu(Primitive):
     """max(x, 0).  dL/dx = g * not(x <= 0): 0 at x == 0, g at NaN, as PyTorch."""
@@ -346,6 +455,11 @@ class Relu(Primitive):
         # NumPy multiplies by a boolean mask directly: no Cast op, no float copy of the mask
         return Mul.apply(g, g._wrap(passes))
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        passes, = ctx.saved_tensors
+        return Mul.apply(tangents[0], out._wrap(passes))
+
 
 class Tanh(Primitive):
     """tanh(x).  dL/dx = g * (1 - out**2)."""
@@ -360,6 +474,10 @@ class Tanh(Primitive):
     def backward(ctx, g):
         out, = ctx.saved_tensors
         return g * (1 - out * out)
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] * (1 - out * out)
 
 
 class Sigmoid(Primitive):
@@ -377,6 +495,10 @@ class Sigmoid(Primitive):
     def backward(ctx, g):
         out, = ctx.saved_tensors
         return g * (out * (1 - out))
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0] * (out * (1 - out))
 
 
 class Clamp(Primitive):
@@ -397,6 +519,11 @@ class Clamp(Primitive):
         inside, = ctx.saved_tensors
         return g * inside
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        inside, = ctx.saved_tensors
+        return tangents[0] * inside
+
 
 class Cast(Primitive):
     """x converted to `dtype`.  dL/dx = g converted back to x's dtype."""
@@ -410,3 +537,7 @@ class Cast(Primitive):
     def backward(ctx, g):
         dtype, = ctx.saved_tensors
         return g.to(dtype)
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return tangents[0].to(out.dtype)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.forward_ad import multilinear_jvp
 from ..autograd.function import Primitive
 
 
@@ -26,6 +27,8 @@ class MatMul(Primitive):
     def backward(ctx, g):
         x, y = ctx.saved_tensors
         return (None if y is None else g @ y.mT), (None if x is None else x.mT @ g)
+
+    jvp = staticmethod(multilinear_jvp)  # tx @ y + x @ ty
 
 
 # ---------------------------------------------------------------- einsum
@@ -175,3 +178,5 @@ class Einsum(Primitive):
             equation = ",".join(t for t, _ in operands) + "->" + target
             grads.append(Einsum.apply(*[x for _, x in operands], equation=equation))
         return tuple(grads)
+
+    jvp = staticmethod(multilinear_jvp)  # one term per operand with a tangent, in its place

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.forward_ad import linear_jvp
 from ..autograd.function import Primitive
 
 
@@ -27,6 +28,8 @@ class Reshape(Primitive):
         shape, = ctx.saved_tensors
         return g.reshape(shape)
 
+    jvp = staticmethod(linear_jvp)
+
 
 class Permute(Primitive):
     """x with its dims reordered: out.shape[i] = x.shape[dims[i]].  dL/dx = g permuted back."""
@@ -43,6 +46,8 @@ class Permute(Primitive):
     @staticmethod
     def backward(ctx, g):
         return g.permute(*np.argsort(ctx.kwargs["dims"]).tolist())
+
+    jvp = staticmethod(linear_jvp)
 
 
 class Expand(Primitive):
@@ -63,6 +68,8 @@ class Expand(Primitive):
     def backward(ctx, g):
         shape, = ctx.saved_tensors
         return g.sum_to_size(shape)
+
+    jvp = staticmethod(linear_jvp)
 
 
 def _has_int_array(index: tuple) -> bool:
@@ -89,6 +96,8 @@ class GetItem(Primitive):
         shape, = ctx.saved_tensors
         return IndexAdd.apply(g, index=ctx.kwargs["index"], shape=shape)
 
+    jvp = staticmethod(linear_jvp)
+
 
 class IndexAdd(Primitive):
     """zeros(shape) with `values` added at `index`: the adjoint of GetItem.  dL/dvalues = g[index]."""
@@ -106,6 +115,8 @@ class IndexAdd(Primitive):
     def backward(ctx, g):
         return g[ctx.kwargs["index"]]
 
+    jvp = staticmethod(linear_jvp)
+
 
 class Pad(Primitive):
     """x padded with a constant: `pad_width` is one (before, after) pair per dim.
@@ -119,6 +130,10 @@ class Pad(Primitive):
     def backward(ctx, g):
         crop = tuple(slice(before, n - after) for (before, after), n in zip(ctx.kwargs["pad_width"], g.shape))
         return g[crop]
+
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        return Pad.apply(tangents[0], pad_width=ctx.kwargs["pad_width"])  # the padding is constant: tangent 0
 
 
 class Cat(Primitive):
@@ -135,6 +150,8 @@ class Cat(Primitive):
         ends = np.cumsum(sizes).tolist()
         return tuple(g[lead + (slice(end - size, end),)] if needed else None
                      for size, end, needed in zip(sizes, ends, ctx.needs_input_grad))
+
+    jvp = staticmethod(linear_jvp)
 
 
 class SetItem(Primitive):
@@ -157,3 +174,5 @@ class SetItem(Primitive):
         index, (dx, dvalues) = ctx.kwargs["index"], ctx.needs_input_grad
         zero = g._wrap(np.zeros((), g.dtype))
         return (SetItem.apply(g, zero, index=index) if dx else None), (g[index] if dvalues else None)
+
+    jvp = staticmethod(linear_jvp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.forward_ad import linear_jvp
 from ..autograd.function import Primitive
 from ..shapes import normalize_dims
 
@@ -33,6 +34,8 @@ class Sum(Primitive):
     def backward(ctx, g):
         shape, axes = ctx.saved_tensors
         return g.reshape(_kept_shape(shape, axes)).expand(shape)
+
+    jvp = staticmethod(linear_jvp)
 
 
 class Max(Primitive):
@@ -67,6 +70,11 @@ class Max(Primitive):
         w, axes = ctx.saved_tensors
         return g.reshape(_kept_shape(w.shape, axes)) * w
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        w, axes = ctx.saved_tensors
+        return Sum.apply(tangents[0] * w, dim=axes, keepdim=ctx.kwargs.get("keepdim", False))
+
 
 class Min(Max):
     """Smallest value over `dim` (None = all): Max with NumPy's minimum and argmin, the same gradient rule
@@ -92,6 +100,8 @@ class SumToSize(Primitive):
         shape, = ctx.saved_tensors
         return g.expand(shape)
 
+    jvp = staticmethod(linear_jvp)
+
 
 class Cumsum(Primitive):
     """Running sum along `dim` (normalized): out[..., i, ...] = sum over j <= i of x[..., j, ...], same shape.
@@ -106,3 +116,5 @@ class Cumsum(Primitive):
     def backward(ctx, g):
         dim = ctx.kwargs["dim"]
         return g.flip(dim).cumsum(dim).flip(dim)
+
+    jvp = staticmethod(linear_jvp)

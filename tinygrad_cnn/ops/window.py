@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..autograd.forward_ad import linear_jvp
 from ..autograd.function import Primitive
 
 Pair = tuple[int, int]
@@ -87,6 +88,11 @@ class WindowMax(Primitive):
         winner, input_size = ctx.saved_tensors
         return WindowScatter.apply(g, index=winner, input_size=input_size, **ctx.kwargs)
 
+    @staticmethod
+    def jvp(ctx, primals, tangents, out):
+        winner, _ = ctx.saved_tensors  # the tangent at each window's maximum
+        return WindowGather.apply(tangents[0], index=winner, **ctx.kwargs)
+
 
 class WindowScatter(Primitive):
     """g (N, C, OH, OW) placed in zeros (N, C, H, W) at the offset `index` picks in each window
@@ -113,6 +119,8 @@ class WindowScatter(Primitive):
         kw = {k: v for k, v in ctx.kwargs.items() if k != "input_size"}
         return WindowGather.apply(g, **kw)
 
+    jvp = staticmethod(linear_jvp)
+
 
 class WindowGather(Primitive):
     """From each window, the element at the offset `index` picks: (N, C, H, W) -> (N, C, OH, OW).
@@ -130,3 +138,5 @@ class WindowGather(Primitive):
     def backward(ctx, g):
         input_size, = ctx.saved_tensors
         return WindowScatter.apply(g, input_size=input_size, **ctx.kwargs)
+
+    jvp = staticmethod(linear_jvp)
