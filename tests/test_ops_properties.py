@@ -410,6 +410,27 @@ def conv_example(draw) -> Example:
 
 
 @st.composite
+def batch_norm_example(draw) -> Example:
+    """x (N, C, ...) with every channel spread out (a variance near 0 makes finite differences useless),
+    weight and bias (C,)."""
+    channels = draw(st.integers(1, 3))
+    shape = (draw(st.integers(2, 3)), channels, *draw(st.sampled_from([(), (2,), (2, 2)])))
+    x = draw(tensors(shape, low=-3.0, high=3.0))
+    assume(np.all(x.detach().numpy().var(axis=(0, *range(2, len(shape)))) > 0.1))
+    return example(x, draw(tensors((channels,))), draw(tensors((channels,))))
+
+
+def batch_norm(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    return F.batch_norm(x, None, None, w, b, training=True)
+
+
+def batch_norm_reference(a, w, b):
+    axes, shape = (0, *range(2, a.ndim)), (1, -1) + (1,) * (a.ndim - 2)
+    normalized = (a - a.mean(axes, keepdims=True)) / np.sqrt(a.var(axes, keepdims=True) + 1e-5)
+    return normalized * w.reshape(shape) + b.reshape(shape)
+
+
+@st.composite
 def conv_transpose_example(draw) -> Example:
     g = draw(conv_geometries())
     return example(draw(tensors(g.output_shape)), draw(tensors(g.weight_shape)), input_size=g.input_shape[-2:],
@@ -684,6 +705,7 @@ TABLE = [
            conv_transpose_reference),
     OpCase("Conv2dWeightGrad", ops.Conv2dWeightGrad, conv_weight_grad_example(), ops.Conv2dWeightGrad.apply,
            conv_weight_grad_reference),
+    OpCase("BatchNorm", ops.BatchNorm, batch_norm_example(), batch_norm, batch_norm_reference),
     OpCase("WindowMax", ops.WindowMax, window_max_example(), lambda x, **kw: ops.WindowMax.apply(x, **kw),
            window_max_reference),
     OpCase("WindowScatter", ops.WindowScatter, window_scatter_example(),

@@ -707,12 +707,32 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     count = input.numel() // max(channels, 1)
     if count == 1:
         raise ValueError(f"{op}: training needs more than 1 value per channel, got input {input.shape}")
-    if running_mean is not None and running_var is not None and count:  # an empty batch moves nothing
+    if not count or input.dtype.kind != "f":  # nothing to normalise (NaN statistics) or PyTorch's dtype error
+        _update_running(input, running_mean, running_var, dims, momentum)
+        return _affine(_normalize(input, dims, eps), weight, bias, shape)
+    # Fast path: the plain definition above, `_affine(_normalize(...))`, is a dozen ops, each a pass over
+    # the activations with a VJP of its own; ops.BatchNorm does the same in a few NumPy passes with the
+    # closed-form VJP (see ops/normalization.py). The batch statistics are computed once, for both.
+    mean, invstd = ops.batch_statistics(input._array, eps)
+    if running_mean is not None and running_var is not None:
+        with no_grad():  # the running statistics are state, not part of the graph
+            variance = 1.0 / (invstd.reshape(-1).astype(np.float64) ** 2) - eps
+            running_mean.mul_(1 - momentum).add_(Tensor._wrap(mean.reshape(-1)) * momentum)
+            running_var.mul_(1 - momentum).add_(Tensor._wrap((variance * count / (count - 1)).astype(input.dtype))
+                                                * momentum)
+    weight = weight if weight is not None else Tensor._wrap(np.ones(channels, input.dtype))
+    bias = bias if bias is not None else Tensor._wrap(np.zeros(channels, input.dtype))
+    return ops.BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, eps=eps)
+
+
+def _update_running(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, dims: tuple[int, ...],
+                    momentum: float) -> None:
+    """Move the running estimates towards the batch's mean and unbiased variance (an empty batch moves nothing)."""
+    if running_mean is not None and running_var is not None and input.numel():
         with no_grad():  # the running statistics are state, not part of the graph
             batch = input.detach()
             running_mean.mul_(1 - momentum).add_(batch.mean(dims) * momentum)
             running_var.mul_(1 - momentum).add_(batch.var(dims, correction=1) * momentum)
-    return _affine(_normalize(input, dims, eps), weight, bias, shape)
 
 
 @composite("layer_norm", keys=("normalized_shape",), extra_keys=("eps",))
