@@ -4,10 +4,10 @@
 it. One thread per core is the libraries' default, but on a machine that other jobs share, a BLAS
 thread that loses its core stalls the others, and small matrix products get 10-100x slower.
 
-`--keep-freed-memory` calls `tinygrad_cnn.allocator.keep_freed_memory()`, as `tinygrad-cnn train`
-does: glibc's malloc keeps the memory a step frees instead of handing it back to the kernel, so the
-next step does not page-fault it in again (see that module). It changes the whole process, so the
-hand-written NumPy step and PyTorch in the same run get it too.
+Importing tinygrad_cnn makes glibc's malloc keep the memory a step frees instead of handing it back
+to the kernel, so the next step does not page-fault it in again (tinygrad_cnn/allocator.py). It
+changes the whole process, so the hand-written NumPy step and PyTorch in the same run get it too.
+`--return-freed-memory` undoes it (`allocator.return_freed_memory()`), to measure glibc's defaults.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int,
                         help="BLAS and PyTorch threads (default: the libraries' own, one per core)")
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="(Linux, glibc) make malloc keep freed memory for reuse instead of returning it "
-                             "to the kernel, as `tinygrad-cnn train` does (see tinygrad_cnn/allocator.py)")
+    parser.add_argument("--return-freed-memory", action="store_true",
+                        help="(Linux, glibc) undo what importing tinygrad_cnn does: make malloc return freed "
+                             "memory to the kernel, as by default (see tinygrad_cnn/allocator.py)")
 
 
 def apply(args: argparse.Namespace) -> None:
@@ -32,10 +32,10 @@ def apply(args: argparse.Namespace) -> None:
         if "numpy" in sys.modules:
             raise RuntimeError("process_setup.apply must run before NumPy is imported")
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    if args.keep_freed_memory:
-        from tinygrad_cnn.allocator import keep_freed_memory  # imports NumPy: only after the thread counts
-        if not keep_freed_memory():
-            raise SystemExit("--keep-freed-memory needs glibc's mallopt (Linux)")
+    if args.return_freed_memory:
+        import tinygrad_cnn.allocator  # imports NumPy: only after the thread counts
+        if not tinygrad_cnn.allocator.return_freed_memory():
+            raise SystemExit("--return-freed-memory needs glibc's mallopt (Linux)")
 
 
 def describe(args: argparse.Namespace) -> str:
@@ -44,7 +44,7 @@ def describe(args: argparse.Namespace) -> str:
                 if k in os.environ}
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} cores, load average {load}; OpenBLAS environment {blas_env or 'unset'}; "
-            f"malloc {'keeps freed memory' if args.keep_freed_memory else 'defaults'}")
+            f"malloc {'returns freed memory (glibc defaults)' if args.return_freed_memory else 'keeps freed memory'}")
 
 
 def warn_about_openblas_variables() -> None:

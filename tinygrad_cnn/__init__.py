@@ -8,6 +8,7 @@ from .autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace,
                        normal, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros,
                        zeros_like)
+from .allocator import keep_freed_memory
 from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
 from .generator import Generator
@@ -39,3 +40,8 @@ def __getattr__(name: str):
         import importlib
         return importlib.import_module(".viz", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# A training step frees its whole graph; without this the next step page-faults that memory back in
+# (process-wide: see allocator.py, and allocator.return_freed_memory() to undo it).
+keep_freed_memory()

@@ -41,7 +41,6 @@ import numpy as np
 
 from . import __version__
 from . import functional as F
-from .allocator import keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .models import MODELS
 from .nn import Module
@@ -165,7 +164,6 @@ def add_train_parser(subparsers: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    keep_freed_memory()  # each step frees its graph; without this the next one page-faults it back in
     given_data = None if args.data is None else DataSource.of(args.data)
     checkpoint = args.checkpoint or (args.out / CHECKPOINT_FILE if args.out else
                                      default_checkpoint(args.model, given_data))
