@@ -430,3 +430,15 @@ def test_trace_shows_what_each_node_held_when_it_ran():
     assert by_op["SinBackward"] == by_op["ExpBackward"] == 8000 and by_op["SumBackward"] == 0
     assert {k: by_op[k] for k in expected} == expected
     assert "7.8 KiB" in str(trace)
+
+
+def test_recomputing_a_value_that_is_the_calls_input_or_parameter_takes_no_new_memory():
+    """Linear saves its input and its weight: run again, the call hands back those very arrays, so
+    the ledger counts nothing recomputed for them; the ReLU's mask after it is new memory."""
+    layer = nn.Linear(8, 8)
+    x = tg.randn(16, 8, requires_grad=True)
+    plain = memory_report(checkpoint(layer, x, use_reentrant=False).sum())
+    assert plain.recomputed == 0
+    with_mask = memory_report(checkpoint(nn.Sequential(layer, nn.ReLU()), x, use_reentrant=False).sum())
+    output_bytes = 16 * 8 * 4  # float32 (16, 8): the linear's output kept by the ReLU (or its mask)
+    assert 0 < with_mask.recomputed <= output_bytes

@@ -150,7 +150,8 @@ class _StopRecomputation(Exception):
 
 class _Holder(Recomputed):
     """What a node keeps of one value saved inside a checkpoint() call: no data (the ledger reads its
-    shape, dtype and bytes), and between the recomputation and the VJP that unpacks it, the value."""
+    shape, dtype and the bytes recomputing it takes: 0 for one of the call's inputs), and between the
+    recomputation and the VJP that unpacks it, the value."""
 
     __slots__ = ("value", "__weakref__")
 
@@ -167,6 +168,10 @@ class _Frame:
         # call does not keep its caller's activations, and checked for in-place changes when unpacked.
         hooks = current_pack_hooks()
         self.saved = [SavedTensor(a, None, hooks) if isinstance(a, Tensor) else a for a in args]
+        # the memory of what the call keeps (its inputs, a Module's parameters): a value saved in it is
+        # handed back as it is when the call runs again, so recomputing it takes no new memory
+        self.input_memory = {id(base_buffer(t._array)) for t in self.held if isinstance(t, Tensor)}
+        self.input_memory |= {id(base_buffer(a._array)) for a in args if isinstance(a, Tensor)}
         self.requires_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
         self.clock = VersionCounter.clock
         self.holders: list[weakref.ref[_Holder]] = []  # weakly: a node released by backward drops its handle
@@ -190,7 +195,8 @@ class _Frame:
         known = self.buffers.get(id(memory))
         if known is None or known[0]() is not memory:  # an id can be reused once its array is gone
             known = self.buffers[id(memory)] = (weakref.ref(memory), len(self.buffers))
-        holder = _Holder(self, known[1], tuple(a.shape), a.dtype, a.nbytes)
+        new_bytes = 0 if id(memory) in self.input_memory else a.nbytes
+        holder = _Holder(self, known[1], tuple(a.shape), a.dtype, new_bytes)
         holder.value = None
         self.holders.append(weakref.ref(holder))
         self.saved_meta.append((tuple(a.shape), a.dtype))
