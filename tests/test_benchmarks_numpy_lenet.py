@@ -2,9 +2,6 @@
 benchmark that times one against the other compares equal work and its baseline is known-correct."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,10 +11,9 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn.models import LeNet5
 from tinygrad_cnn.optim import SGD
 
-_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "numpy_lenet.py"
-_spec = importlib.util.spec_from_file_location("numpy_lenet", _PATH)
-numpy_lenet = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(numpy_lenet)
+from benchmark_modules import load
+
+numpy_lenet = load("numpy_lenet")
 
 
 def model_and_batch(seed: int, batch: int) -> tuple[LeNet5, np.ndarray, np.ndarray]:

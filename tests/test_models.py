@@ -17,6 +17,7 @@ from tinygrad_cnn.data import load_cifar10_dataset
 from tinygrad_cnn.models import MODELS, VGG, ResNet20
 from tinygrad_cnn.tensor import Tensor
 
+from benchmark_modules import load
 from test_cli import assert_one_error_line, run_cli, write_digits
 
 tnn = torch.nn
@@ -24,55 +25,8 @@ tnn = torch.nn
 
 # ================================================================ the same models in torch.nn
 
-class TorchVGG(tnn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = tnn.Sequential(
-            tnn.Conv2d(3, 32, 3, padding=1), tnn.ReLU(), tnn.Conv2d(32, 32, 3, padding=1), tnn.ReLU(),
-            tnn.MaxPool2d(2),
-            tnn.Conv2d(32, 64, 3, padding=1), tnn.ReLU(), tnn.Conv2d(64, 64, 3, padding=1), tnn.ReLU(),
-            tnn.MaxPool2d(2))
-        self.classifier = tnn.Sequential(tnn.Linear(4096, 256), tnn.ReLU(), tnn.Linear(256, 10))
-
-    def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
-
-
-class TorchBasicBlock(tnn.Module):
-    def __init__(self, in_channels: int, channels: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = tnn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = tnn.BatchNorm2d(channels)
-        self.conv2 = tnn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = tnn.BatchNorm2d(channels)
-        self.downsample = None
-        if stride != 1 or in_channels != channels:
-            self.downsample = tnn.Sequential(tnn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
-                                             tnn.BatchNorm2d(channels))
-
-    def forward(self, x):
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return (self.bn2(self.conv2(self.bn1(self.conv1(x)).relu())) + shortcut).relu()
-
-
-class TorchResNet20(tnn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = tnn.Conv2d(3, 16, 3, padding=1, bias=False)
-        self.bn1 = tnn.BatchNorm2d(16)
-        stages = [(16, 16, 1), (16, 32, 2), (32, 64, 2)]
-        for i, (c_in, c, stride) in enumerate(stages, 1):
-            blocks = [TorchBasicBlock(c_in, c, stride), TorchBasicBlock(c, c, 1), TorchBasicBlock(c, c, 1)]
-            setattr(self, f"layer{i}", tnn.Sequential(*blocks))
-        self.fc = tnn.Linear(64, 10)
-
-    def forward(self, x):
-        x = self.bn1(self.conv1(x)).relu()
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(tnn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
-
-
-PAIRS = {"vgg": (VGG, TorchVGG), "resnet20": (ResNet20, TorchResNet20)}
+torch_twins = load("torch_twins")  # the same models written with torch.nn
+PAIRS = {"vgg": (VGG, torch_twins.VGG), "resnet20": (ResNet20, torch_twins.ResNet20)}
 
 
 def as_numpy(value) -> np.ndarray:

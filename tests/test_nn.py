@@ -15,6 +15,8 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn.models import LeNet5
 from tinygrad_cnn.nn import init
 
+from benchmark_modules import load
+
 torch = pytest.importorskip("torch")
 
 
@@ -469,29 +471,8 @@ def test_zero_element_layer_initialises_with_a_warning_as_torch():
 
 # ================================================================ LeNet5
 
-def torch_lenet5():
-    """The same model written in torch.nn."""
-
-    class TorchLeNet5(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = torch.nn.Conv2d(1, 6, 5, padding=2)
-            self.conv2 = torch.nn.Conv2d(6, 16, 5)
-            self.fc1 = torch.nn.Linear(400, 120)
-            self.fc2 = torch.nn.Linear(120, 84)
-            self.fc3 = torch.nn.Linear(84, 10)
-
-        def forward(self, x):
-            x = torch.nn.functional.max_pool2d(self.conv1(x).relu(), 2)
-            x = torch.nn.functional.max_pool2d(self.conv2(x).relu(), 2)
-            x = self.fc2(self.fc1(x.flatten(1)).relu()).relu()
-            return self.fc3(x)
-
-    return TorchLeNet5()
-
-
 def test_lenet5_parameters_equal_torch():
-    ours, theirs = LeNet5(), torch_lenet5()
+    ours, theirs = LeNet5(), load("torch_twins").LeNet5()
     shapes = [(n, tuple(p.shape)) for n, p in ours.named_parameters()]
     assert shapes == [(n, tuple(p.shape)) for n, p in theirs.named_parameters()]
     assert [n for n, _ in shapes] == [f"{layer}.{kind}" for layer in ("conv1", "conv2", "fc1", "fc2", "fc3")
@@ -501,7 +482,7 @@ def test_lenet5_parameters_equal_torch():
 
 def test_lenet5_logits_and_gradients_equal_torch():
     tg.manual_seed(0)
-    ours, theirs = LeNet5().double(), torch_lenet5().double()
+    ours, theirs = LeNet5().double(), load("torch_twins").LeNet5().double()
     copy_state(ours, theirs)
     x = np.random.default_rng(0).random((4, 1, 28, 28))
     labels = np.array([3, 1, 4, 1])
