@@ -293,10 +293,12 @@ class ConvTranspose2d(Primitive):
         (kh, kw), (dh, dw) = w.shape[-2:], dilation
         left, right, top, bottom = padding
         full = (dw * (kw - 1) - left, dw * (kw - 1) - right, dh * (kh - 1) - top, dh * (kh - 1) - bottom)
-        if stride == (1, 1) and min(full) >= 0:
+        if stride == (1, 1) and min(full) >= 0 and w.shape[0] <= w.shape[1] * groups:
             # Fast path: with stride 1 the transposed convolution is a convolution of g, padded to the
             # "full" size, with the flipped, channel-swapped filters: one product per block of columns
-            # instead of a product and KH*KW strided adds (faster for ResNet-20's layers: docs/benchmarks.md).
+            # instead of a product and KH*KW strided adds. Its im2col copies O*KH*KW numbers per pixel
+            # where the adds touch C*KH*KW: it pays when g has no more channels than dx (ResNet-20's
+            # layers; LeNet's second convolution, 16 -> 6, is slower this way: docs/benchmarks.md).
             return _convolve(_padded(g, full), _flipped(w, groups), None, stride, dilation, groups)
         return _sent_back(_grad_rows(g), w, groups, g.shape, input_size, padding, stride, dilation)
 
