@@ -505,8 +505,9 @@ def test_cifar10_missing_files(tmp_path):
 
 def system_fashion_mnist() -> Path | None:
     """Where the Debian package dataset-fashion-mnist put its IDX files, if it is installed."""
-    for path in sorted(Path("/usr/share").glob("*fashion*mnist*/**/train-images-idx3-ubyte*")):
-        return path.parent
+    for pattern in ("*fashion*mnist*/train-images-idx3-ubyte*", "*/*fashion*mnist*/train-images-idx3-ubyte*"):
+        for path in sorted(Path("/usr/share").glob(pattern)):  # Debian: /usr/share/datasets/fashion-mnist
+            return path.parent
     return None
 
 
