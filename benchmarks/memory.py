@@ -64,7 +64,7 @@ def proc_status_mb(field: str) -> float:
 
 
 def live_tensors() -> int:
-    return sum(isinstance(o, Tensor) for o in gc.get_objects())
+    return sum(issubclass(type(o), Tensor) for o in gc.get_objects())  # type(): no attribute lookups on torch's objects
 
 
 def make_step(args: argparse.Namespace):

@@ -42,13 +42,13 @@ def test_bench_cnn_times_the_cifar_models_and_the_resnet_ops():
 def test_memory_reports_the_steps_and_whether_memory_stays_flat():
     out = run("memory.py", "--steps", "12", "--batch", "8")
     assert "| 10 |" in out and "from step 10 to step 12" in out and "a step's memory: peak resident" in out
-    out = run("memory.py", "--model", "resnet20", "--steps", "2", "--batch", "2")
+    out = run("memory.py", "--model", "resnet20", "--steps", "11", "--batch", "2")
     assert "ResNet-20 with tinygrad_cnn, batch 2" in out
 
 
 def test_memory_runs_the_same_steps_in_pytorch():
     pytest.importorskip("torch")
-    out = run("memory.py", "--model", "vgg", "--steps", "2", "--batch", "2", "--torch")
+    out = run("memory.py", "--model", "vgg", "--steps", "11", "--batch", "2", "--torch")
     assert "VGG with PyTorch, batch 2" in out and "a step's memory" in out
 
 
