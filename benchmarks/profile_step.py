@@ -139,7 +139,8 @@ def main(args: argparse.Namespace) -> None:
     recorded = {phase: sum(n for (p, _, _), n in timer.calls.items() if p == phase) // args.steps
                 for phase in ("forward", "backward", "optimizer")}
     print(process_setup.describe(args))
-    print(f"{MODELS[args.model].title} training step, batch {args.batch}: median {step_ms:.2f} ms over {args.steps} steps, "
+    print(f"{MODELS[args.model].title} training step, batch {args.batch}: median {step_ms:.2f} ms over "
+          f"{args.steps} steps, "
           f"{faults:.0f} minor page faults per step; {recorded['forward']} ops in the forward pass, "
           f"{recorded['backward']} run by the backward pass, {recorded['optimizer']} by the optimizer")
     print(f"inside the ops' NumPy code: {in_ops:.2f} ms per step (measured with timers on); "

@@ -9,8 +9,8 @@ from .movement import Cat, Expand, GetItem, IndexAdd, Pad, Permute, Reshape, Set
 from .reduce import Cumsum, Max, Min, Sum, SumToSize
 from .window import WindowGather, WindowMax, WindowScatter
 
-__all__ = ["Abs", "Add", "BatchNorm", "Cast", "Cat", "Clamp", "Conv2d", "Conv2dWeightGrad", "ConvTranspose2d", "Cos", "Cumsum",
-           "Div", "Einsum", "Erf", "Exp", "Expand", "Expm1", "GetItem", "IndexAdd", "Log", "Log1p", "MatMul", "Max",
-           "Maximum", "Min", "Minimum", "Mul", "Neg", "Pad", "Permute", "Pow", "Relu", "Remainder", "Reshape",
+__all__ = ["Abs", "Add", "BatchNorm", "Cast", "Cat", "Clamp", "Conv2d", "Conv2dWeightGrad", "ConvTranspose2d", "Cos",
+           "Cumsum", "Div", "Einsum", "Erf", "Exp", "Expand", "Expm1", "GetItem", "IndexAdd", "Log", "Log1p", "MatMul",
+           "Max", "Maximum", "Min", "Minimum", "Mul", "Neg", "Pad", "Permute", "Pow", "Relu", "Remainder", "Reshape",
            "Rounding", "SetItem", "Sigmoid", "Sin", "Sqrt", "Sub", "Sum", "SumToSize", "Tanh", "Where", "WindowGather",
            "WindowMax", "WindowScatter", "batch_statistics"]
