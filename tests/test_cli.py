@@ -441,3 +441,86 @@ def test_console_script_is_installed():
         pytest.skip("the package is not installed with its console script in this environment")
     result = subprocess.run([script, "train", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--resume" in result.stdout
+
+
+# ================================================================ export
+
+def exported_model_inputs(run_dir: Path) -> tuple[LeNet5, np.ndarray, dict]:
+    """The trained checkpoint's LeNet-5 (eval mode), 8 test digits normalized as it was trained, and the state."""
+    from tinygrad_cnn.train import to_inputs
+    state = load_checkpoint(run_dir / "checkpoint.npz")
+    model = LeNet5()
+    model.load_state_dict(state["model"])
+    norm = state["normalization"]
+    return model.eval(), to_inputs(load_digits(False)[0][:8], norm["mean"], norm["std"]), state
+
+
+def test_export_safetensors_loads_into_torch(trained, tmp_path):
+    torch = pytest.importorskip("torch")
+    safetensors = pytest.importorskip("safetensors")
+    from safetensors.torch import load_file
+
+    from benchmark_modules import load
+    run_dir = trained[0]
+    code, out, err = run_cli("export", "--checkpoint", str(run_dir / "checkpoint.npz"), "--format", "safetensors",
+                             "--output", str(tmp_path / "lenet5.safetensors"))
+    assert code == 0, err
+    assert out.startswith(f"wrote {tmp_path / 'lenet5.safetensors'}: the 10 tensors (61,706 numbers) of LeNet-5's")
+    model, images, state = exported_model_inputs(run_dir)
+    twin = load("torch_twins").LeNet5().eval()
+    twin.load_state_dict(load_file(tmp_path / "lenet5.safetensors"))
+    with torch.no_grad(), tg.no_grad():
+        np.testing.assert_allclose(twin(torch.from_numpy(images)).numpy(), model(Tensor(images)).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+    with safetensors.safe_open(tmp_path / "lenet5.safetensors", framework="np") as f:
+        metadata = f.metadata()
+    assert metadata["model"] == "lenet5" and metadata["input_shape"] == "1x28x28" and metadata["epoch"] == "1"
+    assert float(metadata["normalization_mean"]) == state["normalization"]["mean"]
+    assert float(metadata["normalization_std"]) == state["normalization"]["std"]
+
+
+def test_export_onnx_runs_in_onnxruntime(trained, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    run_dir = trained[0]
+    code, _, err = run_cli("export", "--checkpoint", str(run_dir / "checkpoint.npz"), "--format", "onnx",
+                           "--output", str(tmp_path / "lenet5.onnx"))
+    assert code == 0, err
+    model, images, _ = exported_model_inputs(run_dir)
+    session = onnxruntime.InferenceSession(str(tmp_path / "lenet5.onnx"))
+    (logits,) = session.run(None, {session.get_inputs()[0].name: images})
+    with tg.no_grad():
+        np.testing.assert_allclose(logits, model(Tensor(images)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_export_defaults_to_the_default_checkpoint_and_its_directory(trained, in_tmp):
+    pytest.importorskip("safetensors")
+    (in_tmp / "out" / "lenet5").mkdir(parents=True)
+    shutil.copy(trained[0] / "checkpoint.npz", in_tmp / "out" / "lenet5" / "checkpoint.npz")
+    code, out, err = run_cli("export")
+    assert code == 0, err
+    assert out.startswith("wrote out/lenet5/model.safetensors: ")
+    loaded = tg.load_safetensors(in_tmp / "out" / "lenet5" / "model.safetensors")
+    saved = load_checkpoint(trained[0] / "checkpoint.npz")["model"]
+    assert sorted(loaded) == sorted(saved)
+    assert all(np.array_equal(loaded[k].numpy(), np.asarray(saved[k])) for k in saved)
+
+
+def test_export_problems_give_one_error_line(trained, in_tmp, monkeypatch):
+    checkpoint = str(trained[0] / "checkpoint.npz")
+    assert_one_error_line(*run_cli("export", "--checkpoint", "none.npz"), "no checkpoint at none.npz")
+    assert_one_error_line(*run_cli("export"), "no checkpoint at out/lenet5/checkpoint.npz; train writes it")
+    assert_one_error_line(*run_cli("export", "--checkpoint", checkpoint, "--output", str(in_tmp)),
+                          "cannot write .*: it is a directory")
+    assert_one_error_line(*run_cli("export", *other_model_checkpoint(in_tmp)[1:]),
+                          "other.npz: the checkpoint holds a 'ResNet' model")
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # as if the safetensors extra were not installed
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    assert_one_error_line(*run_cli("export", "--checkpoint", checkpoint, "--output", "w.safetensors"),
+                          r"need the safetensors package, which is not installed: pip install "
+                          r"'tinygrad_cnn\[safetensors\]'")
+    assert not (in_tmp / "w.safetensors").exists()
+
+
+def test_export_rejects_an_unknown_format(in_tmp):
+    code, _, err = run_cli("export", "--format", "pickle")
+    assert code == 2 and err.startswith("usage: tinygrad-cnn export") and "invalid choice: 'pickle'" in err

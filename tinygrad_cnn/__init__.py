@@ -14,6 +14,7 @@ from .introspect import detect_anomaly, trace_backward
 from .generator import Generator
 from .rng import manual_seed
 from .serialization import load, save
+from .safetensors_io import load_safetensors, save_safetensors
 from .functions import (abs, all, allclose, amax, amin, any, argmax, argmin, argsort, bmm, ceil, chunk, clamp, clip,
                         cos, cumprod, cumsum, dot, equal, erf, exp, exp2, expm1, flatten, flip, floor, floor_divide,
                         fmod, frac, gather, index_select, is_floating_point, isfinite, isinf, isnan, log, log10, log1p,

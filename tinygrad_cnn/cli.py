@@ -1,5 +1,5 @@
 """The `tinygrad-cnn` command (also `python -m tinygrad_cnn`): train LeNet-5 on digits (or VGG or ResNet-20
-on CIFAR-10), evaluate it, draw its graph.
+on CIFAR-10), evaluate it, draw its graph, export it.
 
     tinygrad-cnn train                      # 20 epochs on the 4,000 embedded MNIST digits, offline: out/lenet5/
     tinygrad-cnn train --data ~/mnist       # MNIST-style IDX files (train-images-idx3-ubyte, ...): out/lenet5-mnist/
@@ -7,6 +7,8 @@ on CIFAR-10), evaluate it, draw its graph.
     tinygrad-cnn evaluate                   # the model in out/lenet5/ on the data it was trained on
     tinygrad-cnn graph --expanded           # lenet5-graph.svg: every primitive op in its layer's frame
     tinygrad-cnn train --model resnet20 --data ~/cifar-10-batches-py   # CIFAR-10's python batch files
+    tinygrad-cnn export --output lenet5.safetensors   # the weights of out/lenet5/'s model, for PyTorch
+    tinygrad-cnn export --format onnx                 # out/lenet5/model.onnx, for ONNX Runtime
 
 `--model` (lenet5, vgg or resnet20; default lenet5, or with --resume and `evaluate` the checkpoint's) must
 fit the data: LeNet-5 takes 1x28x28 digits, VGG and ResNet-20 3x32x32 CIFAR-10 images.
@@ -44,7 +46,9 @@ from . import functional as F
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .models import MODELS
 from .nn import Module
+from .onnx import export as export_onnx
 from .plots import require_matplotlib, save_plots
+from .safetensors_io import save_safetensors
 from .tensor import Tensor
 from .train import (DEFAULT_LR, DEFAULT_SGD_MOMENTUM, DataSource, ImageShapeError, TrainConfig, TrainingRun,
                     checkpoint_model, describe_shape, evaluate, input_statistics, load_model_state, load_split,
@@ -419,10 +423,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     given_data = None if args.data is None else DataSource.of(args.data)
     checkpoint = args.checkpoint or default_checkpoint(args.model, given_data)
     state = _load_checkpoint(checkpoint, args.checkpoint is not None)
+    name, model = _saved_model(state, checkpoint, args.model)
     try:
-        name = args.model or checkpoint_model(state)
-        model = MODELS[name]()
-        load_model_state(model, state)
         mean, std = normalization_from_checkpoint(state)
         recorded = DataSource.from_checkpoint(state)
     except CheckpointError as e:
@@ -483,7 +485,69 @@ def run_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- export
+
+EXPORT_FILES = {"safetensors": "model.safetensors", "onnx": "model.onnx"}  # --format: the default file name
+
+
+def add_export_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export", help="write a checkpoint's model for other software: its weights (safetensors) or itself (ONNX)",
+        description="Write the model saved in a checkpoint for use elsewhere. --format safetensors writes its "
+                    "state_dict() (weights and buffers), which PyTorch loads into the same architecture with "
+                    "safetensors.torch.load_file and load_state_dict; the file's metadata names the model and the "
+                    "pixel mean and std to normalize its input images with. --format onnx writes the model in eval "
+                    "mode, any batch size, for ONNX Runtime and other ONNX tools. See docs/elsewhere.md.")
+    p.add_argument("--checkpoint", type=Path, metavar="PATH",
+                   help=f"a checkpoint written by train (default {default_checkpoint(None, None)})")
+    p.add_argument("--format", choices=list(EXPORT_FILES), default="safetensors", help="(default %(default)s)")
+    p.add_argument("--output", type=Path, metavar="PATH",
+                   help="the file to write (default " + " or ".join(EXPORT_FILES.values()) + ", by --format, in "
+                        "the checkpoint's directory)")
+    p.set_defaults(run=run_export, parser=p)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    checkpoint = args.checkpoint or default_checkpoint(None, None)
+    output = args.output or checkpoint.parent / EXPORT_FILES[args.format]
+    state = _load_checkpoint(checkpoint, args.checkpoint is not None)
+    name, model = _saved_model(state, checkpoint)
+    try:
+        mean, std = normalization_from_checkpoint(state)
+    except CheckpointError as e:
+        raise CommandError(f"{checkpoint}: {e}") from None
+    _check_writable(output)
+    model_class = MODELS[name]
+    try:
+        if args.format == "onnx":
+            export_onnx(model, Tensor(np.zeros((1, *model_class.input_shape), np.float32)), output)
+            what = f"{model_class.title} as ONNX (input (N, {', '.join(map(str, model_class.input_shape))}))"
+        else:
+            weights = model.state_dict()
+            save_safetensors(weights, output, {
+                "model": name, "input_shape": "x".join(map(str, model_class.input_shape)),
+                "normalization_mean": repr(mean), "normalization_std": repr(std), "epoch": str(state.get("epoch"))})
+            what = (f"the {len(weights)} tensors ({sum(t.numel() for t in weights.values()):,} numbers) of "
+                    f"{model_class.title}'s state_dict, the mean and std in its metadata")
+    except (ImportError, NotImplementedError) as e:  # a missing extra; an op ONNX export cannot map
+        raise CommandError(str(e)) from None
+    print(f"wrote {output}: {what}, from {checkpoint} (epoch {state.get('epoch')}); normalize its input images "
+          f"with mean {mean:.4f}, std {std:.4f}")
+    return 0
+
+
 # ---------------------------------------------------------------- shared
+
+def _saved_model(state: dict[str, Any], checkpoint: Path, name: str | None = None) -> tuple[str, Module]:
+    """The `models.MODELS` name and the model of a loaded checkpoint (of model `name` if given), with its weights."""
+    try:
+        name = name or checkpoint_model(state)
+        model = MODELS[name]()
+        load_model_state(model, state)
+    except CheckpointError as e:
+        raise CommandError(f"{checkpoint}: {e}") from None
+    return name, model
+
 
 def _read_data(data: DataSource, train: bool, model: str) -> tuple[np.ndarray, np.ndarray]:
     try:
@@ -508,7 +572,8 @@ def _accuracy_line(accuracy: float, count: int) -> str:
     return f"test accuracy {accuracy:.4f} ({round(accuracy * count)}/{count})"
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser, add_graph_parser]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser, add_graph_parser,
+                                               add_export_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
