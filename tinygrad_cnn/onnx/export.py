@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..autograd.anomaly import _made_at
+from ..autograd.anomaly import _made_at, detect_anomaly
 from ..autograd.engine import topological_order
 from ..autograd.function import Context
 from ..autograd.grad_mode import enable_grad
@@ -40,8 +40,8 @@ def export(model_or_fn: Callable[..., Any], example_inputs: Tensor | Sequence[Te
         dynamic_batch: make dim 0 of inputs and outputs the symbolic 'N', so any batch size runs.
         opset: the ONNX opset, 13 or newer (default 17).
     Raises:
-        NotImplementedError: an op with no ONNX mapping (named, with the line that made it when the
-            export runs inside tinygrad_cnn.autograd.detect_anomaly()), or a training-mode op.
+        NotImplementedError: an op with no ONNX mapping (named, with the line of your code that made it),
+            or a training-mode op.
     """
     onnx = load_onnx()
     opset = DEFAULT_OPSET if opset is None else opset
@@ -54,25 +54,20 @@ def export(model_or_fn: Callable[..., Any], example_inputs: Tensor | Sequence[Te
     input_names = _names(input_names, len(examples), "input")
     batch = examples[0].shape[0] if dynamic_batch and examples[0].ndim > 0 else None
 
-    leaves = [x.detach().requires_grad_(True) for x in examples]
-    training = getattr(model_or_fn, "training", None)
-    if training is not None:
-        model_or_fn.eval()
-    try:
-        with enable_grad():
-            result = model_or_fn(*leaves)
-    finally:
-        if training:
-            model_or_fn.train()
-    outputs = _outputs(result)
+    leaves, outputs = _run(model_or_fn, examples)
     output_names = _names(output_names, len(outputs), "output")
 
     g = GraphBuilder(onnx, opset, _state_names(model_or_fn), batch)
     for x, name in zip(leaves, input_names):
         g.values[leaf_key(x)] = name
-    roots = [out.grad_fn for out in outputs if out.grad_fn is not None]
-    order = [ctx for ctx in reversed(topological_order(roots)) if isinstance(ctx, Context)]  # inputs first
-    _Walk(g, order, outputs).emit(order, 0)
+    order = _recorded_order(outputs)
+    try:
+        _Walk(g, order, outputs).emit(order, 0)
+    except _Unmapped as unmapped:
+        # Where the user's code made the op: the forward runs again in anomaly mode, which notes each
+        # op's creating line (too slow to pay on every export), and the same node is looked up by position.
+        site = unmapped.ctx.created_at or _creation_site(model_or_fn, examples, order.index(unmapped.ctx))
+        raise NotImplementedError(f"{unmapped}; {_made_at(site)}") from None
     final = [g.tensor(out) for out in outputs]
 
     graph = _graph(g, final, output_names, leaves, input_names, outputs, batch)
@@ -133,9 +128,49 @@ class _Walk:
         mapper = PRIMITIVES.get(ctx.fn)
         if mapper is None:
             where = "" if ctx.scope is None else f" (in {ctx.scope.path})"
-            raise NotImplementedError(f"onnx.export: no ONNX mapping for the op {ctx.fn.__name__}{where}; "
-                                      f"{_made_at(ctx.created_at)}")
+            raise _Unmapped(ctx, f"onnx.export: no ONNX mapping for the op {ctx.fn.__name__}{where}")
         return mapper(self.g, ctx, self.g.inputs(ctx))
+
+
+class _Unmapped(Exception):
+    """A recorded op with no ONNX mapping (`ctx`); export adds the line of user code that made it."""
+
+    def __init__(self, ctx: Context, message: str) -> None:
+        super().__init__(message)
+        self.ctx = ctx
+
+
+def _recorded_order(outputs: list[Tensor]) -> list[Context]:
+    """The nodes that made `outputs`, inputs first."""
+    roots = [out.grad_fn for out in outputs if out.grad_fn is not None]
+    return [ctx for ctx in reversed(topological_order(roots)) if isinstance(ctx, Context)]
+
+
+def _creation_site(model_or_fn: Callable[..., Any], examples: list[Tensor], index: int) -> tuple[str, int] | None:
+    """The (file, line) that made the `index`-th recorded node, from a second forward in anomaly mode
+    (None if that forward stops on a NaN or records another graph)."""
+    try:
+        with detect_anomaly():
+            order = _recorded_order(_run(model_or_fn, examples)[1])
+    except RuntimeError:
+        return None
+    return order[index].created_at if index < len(order) else None
+
+
+def _run(model_or_fn: Callable[..., Any], examples: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """One recorded forward on leaves made of the examples, a Module in eval mode (and back after):
+    (the leaves, the outputs)."""
+    leaves = [x.detach().requires_grad_(True) for x in examples]
+    training = getattr(model_or_fn, "training", None)
+    if training is not None:
+        model_or_fn.eval()
+    try:
+        with enable_grad():
+            result = model_or_fn(*leaves)
+    finally:
+        if training:
+            model_or_fn.train()
+    return leaves, _outputs(result)
 
 
 def _chain(scope: Scope | None) -> list[Scope]:

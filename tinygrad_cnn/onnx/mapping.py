@@ -76,6 +76,18 @@ def _conv(g: GraphBuilder, ctx: Any, x: list[str]) -> str:
                  dilations=list(ctx.kwargs["dilation"]), group=ctx.kwargs["groups"])
 
 
+def _conv_transpose(g: GraphBuilder, ctx: Any, x: list[str]) -> str:
+    """ConvTranspose; its output_padding is what makes ONNX's output size equal our input_size."""
+    left, right, top, bottom = ctx.kwargs["padding"]
+    stride, dilation = ctx.kwargs["stride"], ctx.kwargs["dilation"]
+    (*_, oh, ow), (*_, kh, kw) = _input_shape(ctx, 0), _input_shape(ctx, 1)
+    natural = (stride[0] * (oh - 1) + dilation[0] * (kh - 1) + 1 - top - bottom,
+               stride[1] * (ow - 1) + dilation[1] * (kw - 1) + 1 - left - right)
+    return g.add("ConvTranspose", x, pads=[top, left, bottom, right], strides=list(stride),
+                 dilations=list(dilation), group=ctx.kwargs["groups"],
+                 output_padding=[size - n for size, n in zip(ctx.kwargs["input_size"], natural)])
+
+
 def _pad(g: GraphBuilder, ctx: Any, x: list[str]) -> str:
     before, after = zip(*ctx.kwargs["pad_width"])
     value = g.constant(ctx.kwargs.get("value", 0.0), "pad_value", dtype=ctx.output_meta[0][1])
@@ -109,6 +121,7 @@ PRIMITIVES: dict[type, Mapper] = {
     ops.Pad: _pad,
     ops.Cat: lambda g, ctx, x: g.add("Concat", x, axis=ctx.kwargs["dim"]),
     ops.Conv2d: _conv,
+    ops.ConvTranspose2d: _conv_transpose,
     ops.WindowMax: lambda g, ctx, x: g.add("MaxPool", x, kernel_shape=list(ctx.kwargs["kernel_size"]),
                                            strides=list(ctx.kwargs["stride"]),
                                            dilations=list(ctx.kwargs["dilation"])),
