@@ -128,6 +128,16 @@ def test_transposed_convolution(tmp_path, stride, padding, output_padding, dilat
     _check_same(model, path, tg.randn(3, 4, 5, 5))
 
 
+@pytest.mark.parametrize("layer", [nn.GELU(), nn.GELU(approximate="tanh"), nn.ELU(), nn.Softplus(), nn.SiLU(),
+                                   nn.Hardtanh(), nn.PReLU(), nn.Dropout(0.5), nn.AvgPool2d(3, 2, ceil_mode=True)],
+                         ids=lambda layer: repr(layer))
+def test_layers_without_an_onnx_op_of_their_own_export_as_their_primitives(tmp_path, layer):
+    """Erf, Tanh, Exp, Where, Clip...: each activation as what it is made of; Dropout in eval mode as nothing."""
+    model = nn.Sequential(nn.Conv2d(2, 3, 1), layer)
+    path = export(model, tg.randn(2, 2, 7, 7), tmp_path / "a.onnx")
+    _check_same(model, path, tg.randn(3, 2, 7, 7))
+
+
 def _size_after(layers, channels, size):
     with tg.no_grad():
         return nn.Sequential(*layers).eval()(tg.zeros(1, channels, size, size)).shape
