@@ -131,11 +131,23 @@ def test_transposed_convolution(tmp_path, stride, padding, output_padding, dilat
 @pytest.mark.parametrize("layer", [nn.GELU(), nn.GELU(approximate="tanh"), nn.ELU(), nn.Softplus(), nn.SiLU(),
                                    nn.Hardtanh(), nn.PReLU(), nn.Dropout(0.5), nn.AvgPool2d(3, 2, ceil_mode=True)],
                          ids=lambda layer: repr(layer))
-def test_layers_without_an_onnx_op_of_their_own_export_as_their_primitives(tmp_path, layer):
-    """Erf, Tanh, Exp, Where, Clip...: each activation as what it is made of; Dropout in eval mode as nothing."""
+def test_activations_and_pools_without_a_composite_mapping(tmp_path, layer):
+    """Elu, Softplus, PRelu as ONNX's ops of those names, GELU and SiLU as what they are made of (Erf,
+    Tanh, Sigmoid, Mul), Dropout in eval mode as nothing, a ceil_mode AvgPool2d as a Conv and a Mul."""
     model = nn.Sequential(nn.Conv2d(2, 3, 1), layer)
     path = export(model, tg.randn(2, 2, 7, 7), tmp_path / "a.onnx")
     _check_same(model, path, tg.randn(3, 2, 7, 7))
+
+
+def test_a_mask_computed_from_the_data_is_refused_not_baked_in(tmp_path):
+    """x.where(x > 0, ...) outside a mapped call: the comparison is not a recorded op, so the mask would
+    be the example's; the export refuses (and names the user's line) instead of writing wrong numbers."""
+    def fn(x):
+        return x.where(x > 0, x * 0.5)
+
+    with pytest.raises(NotImplementedError, match=r"mask that may have been computed from the data.*"
+                                                  r"test_onnx_export\.py:\d+: return x\.where"):
+        export(fn, tg.randn(2, 3), tmp_path / "w.onnx")
 
 
 def _size_after(layers, channels, size):

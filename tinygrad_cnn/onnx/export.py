@@ -21,7 +21,7 @@ from ..autograd.grad_mode import enable_grad
 from ..scopes import Scope
 from ..tensor import Tensor
 from .builder import GraphBuilder, leaf_key, load_onnx
-from .mapping import COMPOSITES, PRIMITIVES
+from .mapping import COMPOSITES, PRIMITIVES, Unmapped
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over one axis and ReduceSum's axes input, as mapping.py writes them
@@ -63,7 +63,7 @@ def export(model_or_fn: Callable[..., Any], example_inputs: Tensor | Sequence[Te
     order = _recorded_order(outputs)
     try:
         _Walk(g, order, outputs).emit(order, 0)
-    except _Unmapped as unmapped:
+    except Unmapped as unmapped:
         # Where the user's code made the op: the forward runs again in anomaly mode, which notes each
         # op's creating line (too slow to pay on every export), and the same node is looked up by position.
         site = unmapped.ctx.created_at or _creation_site(model_or_fn, examples, order.index(unmapped.ctx))
@@ -128,16 +128,8 @@ class _Walk:
         mapper = PRIMITIVES.get(ctx.fn)
         if mapper is None:
             where = "" if ctx.scope is None else f" (in {ctx.scope.path})"
-            raise _Unmapped(ctx, f"onnx.export: no ONNX mapping for the op {ctx.fn.__name__}{where}")
+            raise Unmapped(ctx, f"onnx.export: no ONNX mapping for the op {ctx.fn.__name__}{where}")
         return mapper(self.g, ctx, self.g.inputs(ctx))
-
-
-class _Unmapped(Exception):
-    """A recorded op with no ONNX mapping (`ctx`); export adds the line of user code that made it."""
-
-    def __init__(self, ctx: Context, message: str) -> None:
-        super().__init__(message)
-        self.ctx = ctx
 
 
 def _recorded_order(outputs: list[Tensor]) -> list[Context]:

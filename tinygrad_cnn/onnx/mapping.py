@@ -23,6 +23,14 @@ Mapper = Callable[[GraphBuilder, Any, list[str]], str]
 CompositeMapper = Callable[[GraphBuilder, Scope, list[Any]], "str | None"]
 
 
+class Unmapped(Exception):
+    """A recorded op (`ctx`) that cannot be written as ONNX; export adds the line of user code that made it."""
+
+    def __init__(self, ctx: Any, message: str) -> None:
+        super().__init__(message)
+        self.ctx = ctx
+
+
 def _same(op_type: str) -> Mapper:
     return lambda g, ctx, x: g.add(op_type, x)
 
@@ -88,6 +96,19 @@ def _conv_transpose(g: GraphBuilder, ctx: Any, x: list[str]) -> str:
                  output_padding=[size - n for size, n in zip(ctx.kwargs["input_size"], natural)])
 
 
+def _where(g: GraphBuilder, ctx: Any, x: list[str]) -> str:
+    """Where, if its condition is a recorded value. Comparisons (x > 0) are not recorded ops, so a
+    condition that is a constant here may have been computed from the example's data: refused rather
+    than written as the example's mask, which would be wrong for any other input."""
+    mask = ctx.constant_input(0) if ctx.next_functions[0][0] is None else None
+    if ctx.next_functions[0][0] is None and (mask is None or mask.numel() > 1):
+        where = "" if ctx.scope is None else f" in {ctx.scope.path}"
+        raise Unmapped(ctx, f"onnx.export: a `where`{where} selects by a mask that may have been computed from "
+                            "the data (comparisons are not recorded ops); this op has no ONNX mapping that keeps "
+                            "the mask's dependence on the input")
+    return g.add("Where", x)
+
+
 def _pad(g: GraphBuilder, ctx: Any, x: list[str]) -> str:
     before, after = zip(*ctx.kwargs["pad_width"])
     value = g.constant(ctx.kwargs.get("value", 0.0), "pad_value", dtype=ctx.output_meta[0][1])
@@ -108,7 +129,8 @@ def _cast(g: GraphBuilder, ctx: Any, x: list[str]) -> str:
 PRIMITIVES: dict[type, Mapper] = {
     **{getattr(ops, name): _same(name) for name in
        ("Add", "Sub", "Div", "Pow", "Neg", "Exp", "Log", "Sqrt", "Abs", "Relu", "Tanh", "Sigmoid", "Erf", "Sin",
-        "Cos", "MatMul", "Where")},
+        "Cos", "MatMul")},
+    ops.Where: _where,
     ops.Mul: _mul,
     ops.Maximum: _same("Max"),
     ops.Minimum: _same("Min"),
@@ -230,6 +252,28 @@ def _leaky_relu(g: GraphBuilder, call: Scope, members: list[Any]) -> str | None:
     return None if x is None else g.add("LeakyRelu", [x[0]], alpha=float(call.args["negative_slope"]))
 
 
+def _elu(g: GraphBuilder, call: Scope, members: list[Any]) -> str | None:
+    x = _inputs(g, call, members).get("input")
+    return None if x is None else g.add("Elu", [x[0]], alpha=float(call_arguments(call, F.elu)["alpha"]))
+
+
+def _softplus(g: GraphBuilder, call: Scope, members: list[Any]) -> str | None:
+    """Softplus, log(1 + exp(x)), for beta 1 (past the threshold of 20 both give x in float32)."""
+    x, a = _inputs(g, call, members).get("input"), call_arguments(call, F.softplus)
+    return None if x is None or a["beta"] != 1 or a["threshold"] < 20 else g.add("Softplus", [x[0]])
+
+
+def _prelu(g: GraphBuilder, call: Scope, members: list[Any]) -> str | None:
+    """PRelu(x, slope), the slope (C,) shaped to broadcast over the channel dim as ours does."""
+    a = _inputs(g, call, members)
+    if "input" not in a or "weight" not in a:
+        return None
+    (x, shape), (w, w_shape) = a["input"], a["weight"]
+    if w_shape != (1,):
+        w = g.add("Reshape", [w, g.ints((w_shape[0],) + (1,) * (len(shape) - 2))])
+    return g.add("PRelu", [x, w])
+
+
 COMPOSITES: dict[str, CompositeMapper] = {
     "linear": _linear,
     "max_pool2d": _max_pool2d,
@@ -239,4 +283,7 @@ COMPOSITES: dict[str, CompositeMapper] = {
     "softmax": _along_dim("Softmax"),
     "log_softmax": _along_dim("LogSoftmax"),
     "leaky_relu": _leaky_relu,
+    "elu": _elu,
+    "softplus": _softplus,
+    "prelu": _prelu,
 }
