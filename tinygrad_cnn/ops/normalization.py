@@ -1,6 +1,6 @@
 """Batch normalisation in training mode as one primitive: the fast path of F.batch_norm.
 
-Its plain definition is a composition of a dozen elementwise ops and reductions (functional.py's
+Its plain definition is a composition of a dozen elementwise ops and reductions (functional/normalization.py's
 `_affine(_normalize(x, dims, eps), weight, bias)`), each a pass over the activations and each with a
 VJP of its own; here the forward is a few NumPy passes and the VJP is the closed form:
 
