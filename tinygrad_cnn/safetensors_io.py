@@ -73,8 +73,8 @@ def load_safetensors(path: PathLike) -> dict[str, Tensor]:
     The header's metadata is `safetensors.safe_open(path, framework="np").metadata()`. A missing file is a
     FileNotFoundError; a file that is not safetensors, the library's SafetensorError."""
     module = _safetensors_numpy()
-    # np.array copies: the library's arrays are read-only views of the file, which in-place ops would fail on
-    return {name: Tensor(np.array(array)) for name, array in module.load_file(os.fspath(path)).items()}
+    # Tensor() copies: the library's arrays are read-only views of the file, which in-place ops would fail on
+    return {name: Tensor(array) for name, array in module.load_file(os.fspath(path)).items()}
 
 
 def _shared_groups(arrays: Mapping[str, np.ndarray]) -> list[list[str]]:

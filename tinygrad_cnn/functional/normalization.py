@@ -59,13 +59,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     # Fast path: the plain definition above, `_affine(_normalize(...))`, is a dozen ops, each a pass over
     # the activations with a VJP of its own; ops.BatchNorm does the same in a few NumPy passes with the
     # closed-form VJP (see ops/normalization.py). The batch statistics are computed once, for both.
-    mean, invstd = ops.batch_statistics(input._array, eps)
+    mean, variance, invstd = ops.batch_statistics(input._array, eps)
     if running_mean is not None and running_var is not None:
         with no_grad():  # the running statistics are state, not part of the graph
-            variance = 1.0 / (invstd.reshape(-1).astype(np.float64) ** 2) - eps
             running_mean.mul_(1 - momentum).add_(Tensor._wrap(mean.reshape(-1)) * momentum)
-            running_var.mul_(1 - momentum).add_(Tensor._wrap((variance * count / (count - 1)).astype(input.dtype))
-                                                * momentum)
+            unbiased = variance.reshape(-1) * (count / (count - 1))
+            running_var.mul_(1 - momentum).add_(Tensor._wrap(unbiased) * momentum)
     weight = weight if weight is not None else Tensor._wrap(np.ones(channels, input.dtype))
     bias = bias if bias is not None else Tensor._wrap(np.zeros(channels, input.dtype))
     return ops.BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, eps=eps)

@@ -32,14 +32,15 @@ def _channel_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     return total.reshape((1, -1) + (1,) * (a.ndim - 2))
 
 
-def batch_statistics(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """The per-channel mean and 1 / sqrt(biased variance + eps) of x (N, C, ...), each (1, C, 1, ...),
-    the variance from the centred values (two passes: as accurate as NumPy's var)."""
+def batch_statistics(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-channel mean, biased variance and 1 / sqrt(variance + eps) of x (N, C, ...), each
+    (1, C, 1, ...), the variance from the centred values (two passes: as accurate as NumPy's var)."""
     count = x.size // x.shape[1]
     mean = _channel_sum(x) / count
     centred = x - mean
     variance = _channel_sum(centred, centred) / count
-    return mean.astype(x.dtype, copy=False), (1.0 / np.sqrt(variance + eps)).astype(x.dtype, copy=False)
+    invstd = 1.0 / np.sqrt(variance + eps)
+    return tuple(a.astype(x.dtype, copy=False) for a in (mean, variance, invstd))
 
 
 def _channel_shape(ndim: int) -> tuple[int, ...]:

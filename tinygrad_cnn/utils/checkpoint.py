@@ -170,8 +170,7 @@ class _Frame:
         self.saved = [SavedTensor(a, None, hooks) if isinstance(a, Tensor) else a for a in args]
         # the memory of what the call keeps (its inputs, a Module's parameters): a value saved in it is
         # handed back as it is when the call runs again, so recomputing it takes no new memory
-        self.input_memory = {id(base_buffer(t._array)) for t in self.held if isinstance(t, Tensor)}
-        self.input_memory |= {id(base_buffer(a._array)) for a in args if isinstance(a, Tensor)}
+        self.input_memory = {id(base_buffer(t._array)) for t in (*args, *self.held) if isinstance(t, Tensor)}
         self.requires_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
         self.clock = VersionCounter.clock
         self.holders: list[weakref.ref[_Holder]] = []  # weakly: a node released by backward drops its handle
