@@ -610,3 +610,11 @@ def test_weighted_sampler_refuses_weights_torch_cannot_draw_from():
             list(torch_data.WeightedRandomSampler(weights, 2))
         with pytest.raises(RuntimeError, match="WeightedRandomSampler: weights"):
             data.WeightedRandomSampler(weights, 2)
+
+
+def test_weighted_sampler_without_replacement_past_the_nonzero_weights_differs_from_torch():
+    """PyTorch draws the zero-weight index once the others are used up; we refuse (listed on the
+    Coming from PyTorch page)."""
+    assert sorted(torch_data.WeightedRandomSampler([1.0, 0.0], 2, replacement=False)) == [0, 1]
+    with pytest.raises(RuntimeError, match="WeightedRandomSampler: cannot draw num_samples=2"):
+        data.WeightedRandomSampler([1.0, 0.0], 2, replacement=False)
