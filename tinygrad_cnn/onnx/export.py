@@ -2,7 +2,7 @@
 
 The forward runs once on the example inputs, made leaves that require grad, so every op is recorded
 with its arguments and the composite call it was made in (scopes.py). The graph is then walked from
-the outputs in the engine's topological order (autograd.engine.topological_order, as viz.py draws
+the outputs in the engine's topological order (autograd.engine.topological_order, as viz/graph.py draws
 it): the nodes of a composite call with a mapping (linear, max_pool2d, batch_norm, ...) become one
 ONNX op, every other node the ONNX op of its primitive (mapping.py). Parameters become initializers
 named as in `model.state_dict()`.

@@ -29,12 +29,12 @@ from typing import Any, Sequence
 import graphviz
 import numpy as np
 
-from .autograd.engine import topological_order
-from .autograd.function import Context
-from .autograd.graph import AccumulateGrad, RetainGrad, format_bytes, saved_bytes
-from .introspect import grad_text, norm, parameter_names
-from .scopes import Scope, compact
-from .tensor import Tensor
+from ..autograd.engine import topological_order
+from ..autograd.function import Context
+from ..autograd.graph import AccumulateGrad, RetainGrad, format_bytes, saved_bytes
+from ..introspect import grad_text, norm, parameter_names
+from ..scopes import Scope, compact
+from ..tensor import Tensor
 
 STYLES: dict[str, dict[str, str]] = {
     "input": {"shape": "box", "style": "filled,rounded", "fillcolor": "#fff2cc"},
