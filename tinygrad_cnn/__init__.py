@@ -9,6 +9,7 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
                        normal, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros,
                        zeros_like)
 from .allocator import keep_freed_memory
+from .ops.threads import get_num_threads, set_num_threads
 from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
 from .generator import Generator

@@ -13,34 +13,71 @@ VJP of its own; here the forward is a few NumPy passes and the VJP is the closed
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.forward_ad import levels as dual_levels
+from .threads import in_parallel
 
 
 def _channel_dims(ndim: int) -> tuple[int, ...]:
     return (0,) + tuple(range(2, ndim))
 
 
-def _channel_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """sum over every dim but 1 of a (or of a * b, without making the product), keeping dims."""
-    dims = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
-    subscripts = f"{dims},{dims}->b"
-    total = a.sum(axis=_channel_dims(a.ndim)) if b is None else np.einsum(subscripts, a, b)
-    return total.reshape((1, -1) + (1,) * (a.ndim - 2))
+def _is_batch_last(a: np.ndarray) -> bool:
+    return a.ndim > 2 and a.transpose(1, *range(2, a.ndim), 0).flags.c_contiguous
+
+
+def _by_channel(a: np.ndarray, batch_last: bool) -> np.ndarray:
+    """(N, C, ...) -> a (P, C, Q) array whose dims 0 and 2 hold each channel's values: (1, C, ...*N) in
+    batch-last order (our convolutions' layout), or (N, C, ...); a view where a lies so in memory."""
+    if batch_last:
+        return a.transpose(1, *range(2, a.ndim), 0).reshape(1, a.shape[1], -1)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _empty_like(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array of a's shape, batch-last in memory if a is, else C-contiguous: _by_channel
+    of it (in the same order) is a view to write into."""
+    if _is_batch_last(a):
+        return np.empty((*a.shape[1:], a.shape[0]), dtype).transpose(a.ndim - 1, *range(a.ndim - 1))
+    return np.empty(a.shape, dtype)
+
+
+def _pieces(values_per_channel: int) -> int:
+    """Channels per thread at the least: splitting pays when each piece has ~64K values (measured)."""
+    return -(-(1 << 16) // max(1, values_per_channel))
+
+
+def _in_cache(start: int, stop: int, values_per_channel: int) -> Iterator[slice]:
+    """The channels start:stop in slices of ~128K values, so that the temporaries of one slice's
+    passes stay in the core's cache from one pass to the next."""
+    step = max(1, (1 << 17) // max(1, values_per_channel))
+    for first in range(start, stop, step):
+        yield slice(first, min(stop, first + step))
 
 
 def batch_statistics(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The per-channel mean, biased variance and 1 / sqrt(variance + eps) of x (N, C, ...), each
-    (1, C, 1, ...), the variance from the centred values (two passes: as accurate as NumPy's var)."""
-    count = x.size // x.shape[1]
-    mean = _channel_sum(x) / count
-    centred = x - mean
-    variance = _channel_sum(centred, centred) / count
-    invstd = 1.0 / np.sqrt(variance + eps)
-    return tuple(a.astype(x.dtype, copy=False) for a in (mean, variance, invstd))
+    (1, C, 1, ...), the variance from the centred values (two passes: as accurate as NumPy's var).
+    Channels are split among threads (threads.py)."""
+    values = _by_channel(x, _is_batch_last(x))
+    channels, count = values.shape[1], values.shape[0] * values.shape[2]
+    mean, variance = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
+
+    def statistics(start: int, stop: int) -> None:
+        for part in _in_cache(start, stop, count):
+            mean[part] = values[:, part].sum(axis=(0, 2)) / count
+            centred = values[:, part] - mean[None, part, None]
+            variance[part] = np.einsum("pcq,pcq->c", centred, centred) / count
+
+    in_parallel(statistics, channels, _pieces(count))
+    invstd = (1.0 / np.sqrt(variance + eps)).astype(x.dtype, copy=False)
+    shape = _channel_shape(x.ndim)
+    return mean.reshape(shape), variance.reshape(shape), invstd.reshape(shape)
 
 
 def _channel_shape(ndim: int) -> tuple[int, ...]:
@@ -55,6 +92,35 @@ def _normalized(x, dims: tuple[int, ...], eps: float):
     return centred * invstd, invstd
 
 
+def _batch_norm_vjp(x: np.ndarray, g: np.ndarray, weight: np.ndarray, mean: np.ndarray, invstd: np.ndarray,
+                    need_x: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """BatchNorm's VJP in NumPy: (dL/dx or None, dL/dweight, dL/dbias) from the input x, the output gradient
+    g and the per-channel weight, mean and invstd (C,)."""
+    batch_last = _is_batch_last(x)
+    values, grads = _by_channel(x, batch_last), _by_channel(g, batch_last)
+    channels, count = values.shape[1], values.shape[0] * values.shape[2]
+    dtype = np.result_type(g, weight)
+    dw, db = np.empty(channels, dtype), np.empty(channels, dtype)
+    dx = _empty_like(x, dtype) if need_x else None
+    dx_values = None if dx is None else _by_channel(dx, batch_last)
+
+    def vjp(start: int, stop: int) -> None:
+        for part in _in_cache(start, stop, count):
+            gp = grads[:, part]
+            centred = values[:, part] - mean[None, part, None]
+            db[part] = gp.sum(axis=(0, 2))
+            dw[part] = np.einsum("pcq,pcq->c", gp, centred) * invstd[part]
+            if dx_values is not None:
+                a = invstd[part] * weight[part]
+                np.multiply(centred, (-a * invstd[part] * dw[part] / count)[None, :, None], out=centred)
+                centred -= (a * db[part] / count)[None, :, None]
+                np.multiply(gp, a[None, :, None], out=dx_values[:, part])
+                dx_values[:, part] += centred
+
+    in_parallel(vjp, channels, _pieces(count))
+    return dx, dw, db
+
+
 class BatchNorm(Primitive):
     """x (N, C, ...), weight (C,), bias (C,) -> (x - mean) * invstd * weight + bias, where mean and
     invstd (each (1, C, 1, ...), from `batch_statistics(x, eps)`) are x's own batch statistics, which
@@ -62,39 +128,37 @@ class BatchNorm(Primitive):
 
     @staticmethod
     def forward(ctx, x, weight, bias, *, mean, invstd, eps):
-        xhat = x - mean
-        xhat *= invstd
-        shape = _channel_shape(x.ndim)
-        y = xhat * weight.reshape(shape)
-        y += bias.reshape(shape)
-        ctx.save_for_backward(x, xhat, weight)
+        # y = x * scale + shift per channel, scale = invstd * weight and shift = bias - mean * scale (as
+        # PyTorch computes it): two passes, split among threads; only x is saved, xhat is remade in the VJP
+        scale = invstd.reshape(-1) * weight
+        shift = bias - mean.reshape(-1) * scale
+        batch_last = _is_batch_last(x)
+        values, y = _by_channel(x, batch_last), _empty_like(x, np.result_type(x, scale, shift))
+        out = _by_channel(y, batch_last)
+
+        def transform(start: int, stop: int) -> None:
+            np.multiply(values[:, start:stop], scale[None, start:stop, None], out=out[:, start:stop])
+            out[:, start:stop] += shift[None, start:stop, None]
+
+        in_parallel(transform, values.shape[1], _pieces(values.shape[0] * values.shape[2]))
+        ctx.save_for_backward(x, weight)
         return y
 
     @staticmethod
     def backward(ctx, g):
-        x, xhat, weight = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        shape = _channel_shape(x.ndim)
         if not is_grad_enabled() and not dual_levels:
-            # Fast path of a plain backward (no gradient has to be a graph): the closed form in NumPy, on
-            # the saved xhat, in place where it can be.
-            g_, xhat_ = g.detach().numpy(), xhat  # xhat: an array the forward made, saved as it is
-            count = g_.size // g_.shape[1]
-            dw = _channel_sum(g_, xhat_) if need_w or need_x else None
-            db = _channel_sum(g_) if need_b or need_x else None
-            dx = None
-            if need_x:
-                w = weight.detach().numpy().reshape(shape)
-                dx = xhat_ * (dw * (w / count))  # the term through the variance ...
-                dx += db * (w / count)           # ... and through the mean,
-                np.subtract(g_ * w, dx, out=dx)  # taken from d = g * weight
-                dx *= ctx.kwargs["invstd"]
+            # Fast path of a plain backward (no gradient has to be a graph): the closed form in NumPy, a piece
+            # of the channels per thread, with d = g * weight and centred = x - mean = xhat / invstd:
+            #   dL/dx = invstd * weight * (g - sum(g) / m) - centred * invstd**2 * weight * dL/dweight / m
+            dx, dw, db = _batch_norm_vjp(x.detach().numpy(), g.detach().numpy(), weight.detach().numpy(),
+                                         ctx.kwargs["mean"].reshape(-1), ctx.kwargs["invstd"].reshape(-1), need_x)
             wrap = g._wrap
-            return (None if dx is None else wrap(dx), None if not need_w else wrap(dw.reshape(-1)),
-                    None if not need_b else wrap(db.reshape(-1)))
+            return (None if dx is None else wrap(dx), wrap(dw) if need_w else None, wrap(db) if need_b else None)
         # The same closed form in Tensor ops, with the statistics recomputed from x so that the
         # gradient is itself differentiable (create_graph=True, gradients of gradients).
-        dims = _channel_dims(x.ndim)
+        dims, shape = _channel_dims(x.ndim), _channel_shape(x.ndim)
         xh, inv = _normalized(x, dims, ctx.kwargs["eps"])
         d = g * weight.reshape(shape)
         dx = inv * (d - d.mean(dims, keepdim=True) - xh * (d * xh).mean(dims, keepdim=True)) if need_x else None
