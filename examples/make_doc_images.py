@@ -10,7 +10,7 @@ import numpy as np
 import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import nn
-from tinygrad_cnn.models import LeNet5
+from tinygrad_cnn.models import LeNet5, ResNet20
 from tinygrad_cnn.viz import draw_graph, render
 from visualize_graph import lenet_loss  # this script's neighbour in examples/
 
@@ -48,6 +48,12 @@ def main() -> None:
     with tg.trace_backward(params=net) as trace:
         F.mse_loss(net(tg.randn(5, 3)), tg.zeros(5, 2)).backward()
     render(trace.to_graph(show_times=False), out / "backward_trace.svg")  # times would change every run
+
+    # ResNet-20 grouped by module: its blocks as single nodes, identical consecutive ones folded
+    tg.manual_seed(0)
+    resnet = ResNet20()
+    loss = F.cross_entropy(resnet(tg.randn(2, 3, 32, 32)), tg.tensor([3, 5]))
+    render(draw_graph(loss, params=resnet, group_modules=True, depth=2, fold=True), out / "resnet20_modules.svg")
     print("wrote", ", ".join(sorted(p.name for p in out.glob("*.svg"))), "to", out)
 
 

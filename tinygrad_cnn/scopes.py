@@ -5,11 +5,18 @@ primitives but are one op to the person who called them.
 recorded while it runs point to a `Scope` of that call (`Context.scope`), so graph drawings
 and backward traces can show "max_pool2d kernel_size=2" instead of a Pad and a WindowMax.
 The engine only copies the current scope onto each node it records; nothing else changes.
+
+A module call (nn.Module.__call__) is a scope in the same chain, a `ModuleCall`: a node made in
+conv2d inside an nn.Conv2d inside a BasicBlock points to the conv2d Scope, whose `parent` is the
+Conv2d's ModuleCall, whose `parent` is the BasicBlock's. `kind` tells them apart ("composite",
+"module"). A composite call's `outermost` and `path` stop at a module call: modules are a level
+of their own (viz/modules.py), composite ops keep meaning the NN op a user called.
 """
 from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from typing import Any, Callable, Sequence
 
 import weakref
@@ -32,6 +39,7 @@ class Scope:
     """
 
     __slots__ = ("name", "parent", "args", "_inputs", "_released")
+    kind = "composite"
 
     def __init__(self, name: str, signature: _KeyArguments, args: tuple, kwargs: dict, parent: Scope | None) -> None:
         self.name, self.parent = name, parent
@@ -61,15 +69,17 @@ class Scope:
 
     @property
     def outermost(self) -> Scope:
+        """The composite call this one is nested in, the furthest out before a module call or none."""
         scope = self
-        while scope.parent is not None:
+        while scope.parent is not None and scope.parent.kind == "composite":
             scope = scope.parent
         return scope
 
     @property
     def path(self) -> str:
-        """'cross_entropy/log_softmax' for a call nested in another."""
-        return self.name if self.parent is None else f"{self.parent.path}/{self.name}"
+        """'cross_entropy/log_softmax' for a call nested in another (up to a module call)."""
+        nested = self.parent is not None and self.parent.kind == "composite"
+        return f"{self.parent.path}/{self.name}" if nested else self.name
 
     @property
     def label(self) -> str:
@@ -78,6 +88,39 @@ class Scope:
 
     def __repr__(self) -> str:
         return f"<Scope {self.label}>"
+
+
+class ModuleCall:
+    """One call of an nn.Module (made by Module.__call__ while grad mode is on): the scope of the
+    nodes its forward records outside any composite op, and the `parent` of the composite calls and
+    module calls it makes. `name` is the class name ('BasicBlock'); `module` the Module itself,
+    held weakly (None once it is gone); `index` orders calls as they were made."""
+
+    __slots__ = ("name", "parent", "index", "_module")
+    kind = "module"
+
+    def __init__(self, module: Any, parent: Scope | ModuleCall | None) -> None:
+        self.name, self.parent, self.index = type(module).__name__, parent, next(_call_counter)
+        self._module = weakref.ref(module)
+
+    @property
+    def module(self) -> Any:
+        return self._module()
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def release(self) -> None:
+        """Nothing held here; a composite call around this one may hold data."""
+        if self.parent is not None:
+            self.parent.release()
+
+    def __repr__(self) -> str:
+        return f"<ModuleCall {self.name}>"
+
+
+_call_counter = itertools.count()  # next() is atomic: calls made in two threads still get distinct indices
 
 
 def compact(value: Any) -> Any:

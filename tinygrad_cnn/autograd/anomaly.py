@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .grad_mode import _ModeSwitch, modes
+from .grad_mode import _ModeSwitch, composite_scope, modes
 from .graph import Node
 
 
@@ -80,6 +80,7 @@ def _nan_or_inf(data: np.ndarray) -> str:
 
 
 def _op_name(name: str, scope: Any) -> str:
+    scope = composite_scope(scope)
     return name if scope is None else f"{name} (in {scope.path})"
 
 

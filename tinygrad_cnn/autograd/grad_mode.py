@@ -17,10 +17,16 @@ class _Modes(threading.local):
     grad = True
     inference = False
     anomaly = False
-    scope: Any = None  # the composite op being called now (scopes.Scope), kept by recorded nodes
+    scope: Any = None  # the composite op or module call being made now (scopes.py), kept by recorded nodes
 
 
 modes = _Modes()
+
+
+def composite_scope(scope: Any) -> Any:
+    """The composite op call (scopes.Scope) that `scope` is, or None for a module call (scopes.ModuleCall)
+    or no scope: traces, anomaly messages and exports name a node by the composite op it was made in."""
+    return scope if scope is not None and scope.kind == "composite" else None
 
 
 def is_grad_enabled() -> bool:

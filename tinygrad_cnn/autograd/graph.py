@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .grad_mode import modes
+from .grad_mode import composite_scope, modes
 
 
 class Node:
@@ -531,5 +531,5 @@ def _simulated_peak(order: list[Node], keys: dict[Node, set], sizes: dict, recom
 
 
 def _node_title(node: Node) -> str:
-    scope = getattr(node, "scope", None)
+    scope = composite_scope(getattr(node, "scope", None))
     return node.name() if scope is None else f"{node.name()} ({scope.path})"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
+from ..autograd.grad_mode import composite_scope
 from ..autograd.graph import AccumulateGrad, Node, format_bytes, register_backward_observer, saved_bytes
 from ..tensor import Tensor
 
@@ -82,7 +83,7 @@ class BackwardTrace:
 
     def record(self, node: Node, grads: list, grad_inputs: tuple, seconds: float) -> None:
         index = len(self.steps)
-        scope = getattr(node, "scope", None)
+        scope = composite_scope(getattr(node, "scope", None))
         leaf = node.variable if isinstance(node, AccumulateGrad) else None
         name = self._names.get(id(leaf), ("", None))[0] if leaf is not None else ""
         sources = tuple(self._senders.pop(node, ()))

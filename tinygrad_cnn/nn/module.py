@@ -11,9 +11,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import modes, no_grad
 from ..autograd.graph import RemovableHandle
 from ..introspect import call_module
+from ..scopes import ModuleCall
 from ..tensor import Tensor
 
 
@@ -106,9 +107,16 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
-            return call_module(self, args, kwargs)
-        return self.forward(*args, **kwargs)
+        hooked = self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+        if not modes.grad:  # no node is recorded: no call to mark
+            return call_module(self, args, kwargs) if hooked else self.forward(*args, **kwargs)
+        # the nodes recorded inside point to this call (scopes.py), for drawings grouped by module
+        outer = modes.scope
+        modes.scope = ModuleCall(self, outer)
+        try:
+            return call_module(self, args, kwargs) if hooked else self.forward(*args, **kwargs)
+        finally:
+            modes.scope = outer
 
     def _add_hook(self, hooks: OrderedDict, hook: Callable, prepend: bool, with_kwargs: bool) -> RemovableHandle:
         handle = RemovableHandle(hooks, hook)

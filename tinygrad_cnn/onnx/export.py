@@ -17,7 +17,7 @@ import numpy as np
 from ..autograd.anomaly import _made_at, detect_anomaly
 from ..autograd.engine import topological_order
 from ..autograd.function import Context
-from ..autograd.grad_mode import enable_grad
+from ..autograd.grad_mode import composite_scope, enable_grad
 from ..scopes import Scope
 from ..tensor import Tensor
 from .builder import GraphBuilder, leaf_key, load_onnx
@@ -127,7 +127,8 @@ class _Walk:
     def _primitive(self, ctx: Context) -> str:
         mapper = PRIMITIVES.get(ctx.fn)
         if mapper is None:
-            where = "" if ctx.scope is None else f" (in {ctx.scope.path})"
+            scope = composite_scope(ctx.scope)
+            where = "" if scope is None else f" (in {scope.path})"
             raise Unmapped(ctx, f"onnx.export: no ONNX mapping for the op {ctx.fn.__name__}{where}")
         return mapper(self.g, ctx, self.g.inputs(ctx))
 

@@ -16,6 +16,7 @@ import numpy as np
 from .. import functional as F
 from .. import ops
 from ..autograd.function import Context
+from ..autograd.grad_mode import composite_scope
 from ..scopes import Scope
 from .builder import GraphBuilder
 
@@ -102,7 +103,8 @@ def _where(g: GraphBuilder, ctx: Any, x: list[str]) -> str:
     than written as the example's mask, which would be wrong for any other input."""
     mask = ctx.constant_input(0) if ctx.next_functions[0][0] is None else None
     if ctx.next_functions[0][0] is None and (mask is None or mask.numel() > 1):
-        where = "" if ctx.scope is None else f" in {ctx.scope.path}"
+        scope = composite_scope(ctx.scope)
+        where = "" if scope is None else f" in {scope.path}"
         raise Unmapped(ctx, f"onnx.export: a `where`{where} selects by a mask that may have been computed from "
                             "the data (comparisons are not recorded ops); this op has no ONNX mapping that keeps "
                             "the mask's dependence on the input")
