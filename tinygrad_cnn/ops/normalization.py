@@ -13,7 +13,7 @@ VJP of its own; here the forward is a few NumPy passes and the VJP is the closed
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -47,17 +47,21 @@ def _empty_like(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.empty(a.shape, dtype)
 
 
-def _pieces(values_per_channel: int) -> int:
-    """Channels per thread at the least: splitting pays when each piece has ~64K values (measured)."""
-    return -(-(1 << 16) // max(1, values_per_channel))
+SLICE = 1 << 17  # values in one slice of channels: the temporaries of its passes stay in a core's cache
 
 
-def _in_cache(start: int, stop: int, values_per_channel: int) -> Iterator[slice]:
-    """The channels start:stop in slices of ~128K values, so that the temporaries of one slice's
-    passes stay in the core's cache from one pass to the next."""
-    step = max(1, (1 << 17) // max(1, values_per_channel))
-    for first in range(start, stop, step):
-        yield slice(first, min(stop, first + step))
+def _by_slices(work: Callable[[slice], None], channels: int, values_per_channel: int) -> None:
+    """work(channels) for consecutive slices of channels of ~SLICE values each, so that a slice's
+    passes reuse what the previous pass left in the cache; the slices are shared out among threads
+    (threads.py). They are the same whatever the number of threads, and so are the results."""
+    step = max(1, SLICE // max(1, values_per_channel))
+    slices = [slice(first, min(channels, first + step)) for first in range(0, channels, step)]
+
+    def run(first: int, last: int) -> None:
+        for part in slices[first:last]:
+            work(part)
+
+    in_parallel(run, len(slices))
 
 
 def batch_statistics(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,13 +72,12 @@ def batch_statistics(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray,
     channels, count = values.shape[1], values.shape[0] * values.shape[2]
     mean, variance = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
 
-    def statistics(start: int, stop: int) -> None:
-        for part in _in_cache(start, stop, count):
-            mean[part] = values[:, part].sum(axis=(0, 2)) / count
-            centred = values[:, part] - mean[None, part, None]
-            variance[part] = np.einsum("pcq,pcq->c", centred, centred) / count
+    def statistics(part: slice) -> None:
+        mean[part] = values[:, part].sum(axis=(0, 2)) / count
+        centred = values[:, part] - mean[None, part, None]
+        variance[part] = np.einsum("pcq,pcq->c", centred, centred) / count
 
-    in_parallel(statistics, channels, _pieces(count))
+    _by_slices(statistics, channels, count)
     invstd = (1.0 / np.sqrt(variance + eps)).astype(x.dtype, copy=False)
     shape = _channel_shape(x.ndim)
     return mean.reshape(shape), variance.reshape(shape), invstd.reshape(shape)
@@ -104,20 +107,19 @@ def _batch_norm_vjp(x: np.ndarray, g: np.ndarray, weight: np.ndarray, mean: np.n
     dx = _empty_like(x, dtype) if need_x else None
     dx_values = None if dx is None else _by_channel(dx, batch_last)
 
-    def vjp(start: int, stop: int) -> None:
-        for part in _in_cache(start, stop, count):
-            gp = grads[:, part]
-            centred = values[:, part] - mean[None, part, None]
-            db[part] = gp.sum(axis=(0, 2))
-            dw[part] = np.einsum("pcq,pcq->c", gp, centred) * invstd[part]
-            if dx_values is not None:
-                a = invstd[part] * weight[part]
-                np.multiply(centred, (-a * invstd[part] * dw[part] / count)[None, :, None], out=centred)
-                centred -= (a * db[part] / count)[None, :, None]
-                np.multiply(gp, a[None, :, None], out=dx_values[:, part])
-                dx_values[:, part] += centred
+    def vjp(part: slice) -> None:
+        gp = grads[:, part]
+        centred = values[:, part] - mean[None, part, None]
+        db[part] = gp.sum(axis=(0, 2))
+        dw[part] = np.einsum("pcq,pcq->c", gp, centred) * invstd[part]
+        if dx_values is not None:
+            a = invstd[part] * weight[part]
+            np.multiply(centred, (-a * invstd[part] * dw[part] / count)[None, :, None], out=centred)
+            centred -= (a * db[part] / count)[None, :, None]
+            np.multiply(gp, a[None, :, None], out=dx_values[:, part])
+            dx_values[:, part] += centred
 
-    in_parallel(vjp, channels, _pieces(count))
+    _by_slices(vjp, channels, count)
     return dx, dw, db
 
 
@@ -136,11 +138,11 @@ class BatchNorm(Primitive):
         values, y = _by_channel(x, batch_last), _empty_like(x, np.result_type(x, scale, shift))
         out = _by_channel(y, batch_last)
 
-        def transform(start: int, stop: int) -> None:
-            np.multiply(values[:, start:stop], scale[None, start:stop, None], out=out[:, start:stop])
-            out[:, start:stop] += shift[None, start:stop, None]
+        def transform(part: slice) -> None:
+            np.multiply(values[:, part], scale[None, part, None], out=out[:, part])
+            out[:, part] += shift[None, part, None]
 
-        in_parallel(transform, values.shape[1], _pieces(values.shape[0] * values.shape[2]))
+        _by_slices(transform, values.shape[1], values.shape[0] * values.shape[2])
         ctx.save_for_backward(x, weight)
         return y
 
