@@ -426,6 +426,39 @@ def test_graph_without_dot_names_its_own_option(in_tmp, monkeypatch):
     assert_one_error_line(*run_cli("graph"), r"needs Graphviz's `dot` program.*or give --output a .dot path")
 
 
+def test_graph_html_writes_the_explorer_without_graphviz(in_tmp, monkeypatch):
+    import tinygrad_cnn.cli as cli
+    from tinygrad_cnn.viz.explorer import read_page_data
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    code, out, err = run_cli("graph", "--html", "--batch-size", "2")
+    assert code == 0, err
+    assert out.strip() == "wrote lenet5-graph.html: the explorer of lenet5's loss; open it in a browser"
+    data = read_page_data((in_tmp / "lenet5-graph.html").read_text(encoding="utf-8"))
+    assert {"conv1.weight", "fc3.bias"} <= {n["name"] for n in data["nodes"]}
+    assert data["trace"]["ran"] and data["nodes"][0]["outputs"][0]["shape"] == [2, 1, 28, 28]
+    code, out, err = run_cli("graph", "--output", "g.html", "--batch-size", "2")  # the extension says it too
+    assert code == 0 and (in_tmp / "g.html").is_file(), err
+    assert_one_error_line(*run_cli("graph", "--html", "--output", "g.svg"), r"--html writes an HTML page, but "
+                                                                             r"--output is g.svg")
+
+
+def test_train_explore_writes_the_page_and_trains_the_same(in_tmp, data_dir):
+    """--explore adds graph.html to the run's directory; the backward it runs leaves no trace in training."""
+    from tinygrad_cnn.viz.explorer import read_page_data
+    common = ["train", "--data", str(data_dir), "--epochs", "1", "--batch-size", "32", "--graph", "g.dot"]
+    code, out, err = run_cli(*common, "--out", "a", "--explore")
+    assert code == 0, err
+    assert "writing a/: checkpoint.npz (after every epoch), metrics.json (after every epoch), g.dot (now), " \
+           "graph.html (now)" in out
+    data = read_page_data((in_tmp / "a" / "graph.html").read_text(encoding="utf-8"))
+    assert data["nodes"][0]["outputs"][0]["shape"] == [32, 1, 28, 28] and len(data["trace"]["steps"]) == 38
+    code, out, err = run_cli(*common, "--out", "b")
+    assert code == 0, err
+    explored, plain = load_checkpoint("a/checkpoint.npz"), load_checkpoint("b/checkpoint.npz")
+    for name, value in plain["model"].items():
+        np.testing.assert_array_equal(explored["model"][name], value)
+
+
 # ================================================================ entry points
 
 def test_python_m_help_runs():

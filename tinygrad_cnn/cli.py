@@ -6,6 +6,7 @@ on CIFAR-10), evaluate it, draw its graph, export it.
     tinygrad-cnn train --resume --epochs 30 # continue the run in out/lenet5/
     tinygrad-cnn evaluate                   # the model in out/lenet5/ on the data it was trained on
     tinygrad-cnn graph --expanded           # lenet5-graph.svg: every primitive op in its layer's frame
+    tinygrad-cnn graph --html               # lenet5-graph.html: the explorer, to step through the backward pass
     tinygrad-cnn train --model resnet20 --data ~/cifar-10-batches-py   # CIFAR-10's python batch files
     tinygrad-cnn export --output lenet5.safetensors   # the weights of out/lenet5/'s model, for PyTorch
     tinygrad-cnn export --format onnx                 # out/lenet5/model.onnx, for ONNX Runtime
@@ -54,12 +55,15 @@ from .train import (DEFAULT_LR, DEFAULT_SGD_MOMENTUM, DataSource, ImageShapeErro
                     checkpoint_model, describe_shape, evaluate, input_statistics, load_model_state, load_split,
                     normalization_from_checkpoint, to_inputs, write_metrics)
 from .viz import FORMATS as GRAPH_FORMATS
-from .viz import draw_graph, render
+from .viz import draw_graph, explore, render
 
 OUT = Path("out")
 DEFAULT_MODEL = "lenet5"
 # The files of a run, in its directory
 CHECKPOINT_FILE, METRICS_FILE, PLOTS_DIR, GRAPH_FILE = "checkpoint.npz", "metrics.json", "plots", "graph.svg"
+EXPLORER_FILE = "graph.html"  # train --explore
+# a graph is drawn in the format its path's extension names; .html is the explorer page (viz.explore)
+GRAPH_SUFFIXES = (*GRAPH_FORMATS, ".html")
 CONFIG_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)]  # each has an option: --batch-size for batch_size
 
 
@@ -100,8 +104,8 @@ positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _checked(float, lambda v: 0 < v < math.inf, "a positive number")
 momentum = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-graph_path = _checked(Path, lambda p: p.suffix.lower() in GRAPH_FORMATS,
-                      f"a path ending in {', '.join(GRAPH_FORMATS)}")
+graph_path = _checked(Path, lambda p: p.suffix.lower() in GRAPH_SUFFIXES,
+                      f"a path ending in {', '.join(GRAPH_SUFFIXES)}")
 
 
 def _add_data_argument(parser: argparse.ArgumentParser, default_help: str) -> None:
@@ -162,8 +166,12 @@ def add_train_parser(subparsers: Any) -> None:
     out.add_argument("--plots", type=Path, metavar="DIR",
                      help=f"directory for the PNG plots (default DIR/{PLOTS_DIR}; needs matplotlib)")
     out.add_argument("--graph", type=graph_path, metavar="PATH",
-                     help=f"the graph of one forward pass and its loss: {', '.join(GRAPH_FORMATS)} "
-                          f"(default DIR/{GRAPH_FILE}; all but .dot/.gv need Graphviz's dot program)")
+                     help=f"the graph of one forward pass and its loss: {', '.join(GRAPH_SUFFIXES)} "
+                          f"(default DIR/{GRAPH_FILE}; .svg, .png and .pdf need Graphviz's dot program; .html is "
+                          "the explorer page)")
+    out.add_argument("--explore", action="store_true",
+                     help=f"also write DIR/{EXPLORER_FILE}, the explorer: one HTML page to click through the graph "
+                          "of one training step and step through its backward pass (see docs/visualization.md)")
     p.set_defaults(run=run_train, parser=p)
 
 
@@ -183,10 +191,11 @@ def run_train(args: argparse.Namespace) -> int:
     plots_dir = _output_path(args.plots, run_dir / PLOTS_DIR, _plots_problem)
     graph = _output_path(args.graph, run_dir / GRAPH_FILE, lambda path: _graph_problem(path, "--graph"),
                          fallback=run_dir / Path(GRAPH_FILE).with_suffix(".gv"))  # without `dot`: DOT, to render later
+    explorer = run_dir / EXPLORER_FILE if args.explore else None
     run = TrainingRun(config, train_images, train_labels, model)
     if saved is None:
         _refuse_to_replace_another_run(checkpoint, run, data, args.force)
-    outputs = [(checkpoint, "after every epoch"), (metrics, "after every epoch"), (graph, "now"),
+    outputs = [(checkpoint, "after every epoch"), (metrics, "after every epoch"), (graph, "now"), (explorer, "now"),
                (plots_dir, "at the end")]
     for path, _ in outputs:
         if path is not None:
@@ -198,9 +207,10 @@ def run_train(args: argparse.Namespace) -> int:
         _resume(run, saved, checkpoint)
     print("writing " + _listing([(path, when) for path, when in outputs if path is not None], run_dir))
     test_inputs = run.inputs(test_images)
-    if graph is not None:  # before training, so that a problem with it shows at once
-        batch = slice(0, config.batch_size)
-        save_graph(run.model, run.inputs(train_images[batch]), train_labels[batch], graph)
+    for path in (graph, explorer):  # before training, so that a problem with it shows at once
+        if path is not None:
+            batch = slice(0, config.batch_size)
+            save_graph(run.model, run.inputs(train_images[batch]), train_labels[batch], path)
 
     first_epoch = saved_epoch = run.epoch
     stage = "training"
@@ -224,7 +234,7 @@ def run_train(args: argparse.Namespace) -> int:
                                                             f"in {checkpoint}" if saved_epoch else "no epoch was saved")
         print(f"\ninterrupted {message}", file=sys.stderr)
         return 130
-    written = ([checkpoint, metrics] if run.epoch > first_epoch else []) + [graph, plots_dir]
+    written = ([checkpoint, metrics] if run.epoch > first_epoch else []) + [graph, explorer, plots_dir]
     print("wrote " + _listing([(path, "") for path in written if path is not None], run_dir))
     print(_accuracy_line(run.history[-1].test_accuracy, len(test_labels)))
     return 0
@@ -384,7 +394,7 @@ def _plots_problem(path: Path) -> str | None:
 
 def _graph_problem(path: Path, option: str) -> str | None:
     """What stops `path` being written (the graph's `option` named the path), if anything."""
-    if GRAPH_FORMATS[path.suffix.lower()] is not None and shutil.which("dot") is None:
+    if GRAPH_FORMATS.get(path.suffix.lower()) is not None and shutil.which("dot") is None:
         return ("rendering the graph needs Graphviz's `dot` program, which is not on PATH: install Graphviz "
                 f"(e.g. `apt-get install graphviz`), or give {option} a .dot path")
     return None
@@ -393,15 +403,23 @@ def _graph_problem(path: Path, option: str) -> str | None:
 def save_graph(model: Module, inputs: np.ndarray, labels: np.ndarray, path: Path, collapse: bool = True,
                show_grads: bool = False) -> None:
     """Draw the graph of `model`'s forward pass on `inputs` and the cross-entropy loss into `path`,
-    in the format its extension names (see `viz.render`); with `show_grads`, after a backward.
-    The model's buffers (BatchNorm's running statistics, which a training-mode pass updates) are restored."""
+    in the format its extension names (see `viz.render`); with `show_grads`, after a backward. An
+    .html path gets the explorer page (viz.explore, which runs the backward; collapse and show_grads
+    are the page's to choose). The model's buffers (BatchNorm's running statistics, which a
+    training-mode pass updates) and its parameters' gradients are restored."""
     buffers = {name: buffer.detach().numpy().copy() for name, buffer in model.named_buffers()}
+    grads = [(p, p.grad) for p in model.parameters()]
     loss = F.cross_entropy(model(Tensor(inputs)), Tensor(labels))
-    if show_grads:
-        loss.backward()
-    model.load_state_dict(buffers, strict=False)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    render(draw_graph(loss, params=model, collapse=collapse, show_grads=show_grads), path)
+    if Path(path).suffix.lower() == ".html":
+        explore(loss, params=model, path=path)
+    else:
+        if show_grads:
+            loss.backward()
+        render(draw_graph(loss, params=model, collapse=collapse, show_grads=show_grads), path)
+    model.load_state_dict(buffers, strict=False)
+    for p, g in grads:
+        p.grad = g
 
 
 # ---------------------------------------------------------------- evaluate
@@ -461,8 +479,11 @@ def add_graph_parser(subparsers: Any) -> None:
     p.add_argument("--model", choices=list(MODELS), default=DEFAULT_MODEL, help="(default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="(default %(default)s)")
     p.add_argument("--output", type=graph_path, metavar="PATH",
-                   help=f"{', '.join(GRAPH_FORMATS)} (default MODEL-graph.svg; all but .dot/.gv need Graphviz's "
-                        "dot program)")
+                   help=f"{', '.join(GRAPH_SUFFIXES)} (default MODEL-graph.svg, or MODEL-graph.html with --html; "
+                        ".svg, .png and .pdf need Graphviz's dot program; .html is the explorer page)")
+    p.add_argument("--html", action="store_true",
+                   help="write the explorer instead: one HTML page to click through the graph, collapse and expand "
+                        "its layers, and step through the backward pass (see docs/visualization.md)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--collapse", dest="collapse", action="store_true", default=True,
                       help="one node per layer (default)")
@@ -472,7 +493,9 @@ def add_graph_parser(subparsers: Any) -> None:
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    output = args.output or Path(f"{args.model}-graph.svg")
+    output = args.output or Path(f"{args.model}-graph.{'html' if args.html else 'svg'}")
+    if args.html and output.suffix.lower() != ".html":
+        raise CommandError(f"--html writes an HTML page, but --output is {output}: give a path ending in .html")
     problem = _graph_problem(output, "--output")
     if problem is not None:
         raise CommandError(problem)
@@ -480,8 +503,11 @@ def run_graph(args: argparse.Namespace) -> int:
     images = np.random.default_rng(0).standard_normal((args.batch_size, *model.input_shape)).astype(np.float32)
     save_graph(model(), images, np.arange(args.batch_size) % 10, output,
                collapse=args.collapse, show_grads=args.show_grads)
-    print(f"wrote {output}: the graph of {args.model}'s loss, "
-          + ("one node per layer" if args.collapse else "every primitive op"))
+    if output.suffix.lower() == ".html":
+        print(f"wrote {output}: the explorer of {args.model}'s loss; open it in a browser")
+    else:
+        print(f"wrote {output}: the graph of {args.model}'s loss, "
+              + ("one node per layer" if args.collapse else "every primitive op"))
     return 0
 
 

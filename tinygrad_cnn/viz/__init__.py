@@ -9,7 +9,8 @@ to step through the backward pass (explorer/).
 from .graph import (CLUSTER_STYLE, FORMATS, LEGEND, MODULE_CLUSTER_STYLE, RANKDIRS, STYLES, WARNING_STYLE, draw_graph,
                     graph_template, render)
 from .modules import Fold, ModuleGroup, ModuleView, fold_runs, module_names, module_tree
+from .explorer import explore
 
 __all__ = ["draw_graph", "render", "graph_template", "STYLES", "CLUSTER_STYLE", "WARNING_STYLE", "LEGEND", "RANKDIRS",
            "FORMATS", "MODULE_CLUSTER_STYLE", "ModuleGroup", "Fold", "ModuleView", "module_names", "module_tree",
-           "fold_runs"]
+           "fold_runs", "explore"]
