@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.nn.functional as F
-from tinygrad_cnn.ops import conv, normalization, threads
+from tinygrad_cnn.ops import normalization, threads
 
 torch = pytest.importorskip("torch")
 
@@ -159,47 +159,8 @@ def test_threads_work_in_a_forked_child_after_the_parent_used_them():
 def split_everything():
     """Split even small arrays among threads, so that small examples reach the pieces' edges."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conv, "_channels_per_piece", lambda numbers: 1)
         patch.setattr(normalization, "SLICE", 1)  # one channel per slice
         yield
-
-
-def _conv_step(x, weight, upstream, stride, padding, dilation, groups, batch_last):
-    xt = tg.tensor(_batch_last(x) if batch_last else x, requires_grad=True)
-    wt = tg.tensor(weight, requires_grad=True)
-    out = F.conv2d(xt, wt, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    out.backward(tg.tensor(upstream))
-    return out.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
-
-
-@given(batch=st.integers(1, 3), groups=st.integers(1, 2), channels=st.integers(1, 5), out_per_group=st.integers(1, 3),
-       size=st.integers(3, 9), kernel=st.integers(1, 3), stride=st.integers(1, 2), padding=st.integers(0, 2),
-       dilation=st.integers(1, 2), batch_last=st.booleans(), seed=st.integers(0, 2**31))
-def test_conv2d_same_for_any_number_of_threads(batch, groups, channels, out_per_group, size, kernel,
-                                              stride, padding, dilation, batch_last, seed):
-    """Padded copies, im2col blocks and the transposed convolution's adds split by channel: bit for bit
-    what one thread computes, for every geometry (stride 2 takes the strided adds, stride 1 the fast path)."""
-    if dilation * (kernel - 1) + 1 > size + 2 * padding:
-        return
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, channels * groups, size, size)).astype(np.float32)
-    weight = rng.standard_normal((out_per_group * groups, channels, kernel, kernel)).astype(np.float32)
-    out_size = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-    upstream = rng.standard_normal((batch, out_per_group * groups, out_size, out_size)).astype(np.float32)
-    runs = []
-    for num_threads in (1, 2, 3):
-        tg.set_num_threads(num_threads)
-        with split_everything():
-            runs.append(_conv_step(x, weight, upstream, stride, padding, dilation, groups, batch_last))
-    for other in runs[1:]:
-        for a, b in zip(runs[0], other):
-            np.testing.assert_array_equal(a, b)
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(weight, requires_grad=True)
-    out = torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    out.backward(torch.tensor(upstream))
-    for ours, theirs in zip(runs[0], (out.detach(), xt.grad, wt.grad)):
-        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-4, atol=1e-4)
 
 
 @given(channels=st.integers(1, 7), seed=st.integers(0, 2**31), layout=st.sampled_from(sorted(LAYOUTS)))
