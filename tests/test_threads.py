@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.nn.functional as F
-from tinygrad_cnn.ops import normalization, threads
+from tinygrad_cnn.ops import conv, matmul, normalization, threads
 
 torch = pytest.importorskip("torch")
 
@@ -160,7 +160,87 @@ def split_everything():
     """Split even small arrays among threads, so that small examples reach the pieces' edges."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(normalization, "SLICE", 1)  # one channel per slice
+        patch.setattr(conv, "COLUMN_BLOCK", 1)  # one output row per block of im2col columns
+        patch.setattr(matmul, "SPLIT_WORK", 0)  # every product split
         yield
+
+
+def _conv_step(x, weight, upstream, stride, padding, dilation, groups, batch_last):
+    xt = tg.tensor(_batch_last(x) if batch_last else x, requires_grad=True)
+    wt = tg.tensor(weight, requires_grad=True)
+    out = F.conv2d(xt, wt, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    out.backward(tg.tensor(upstream))
+    return out.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+
+@given(batch=st.integers(1, 3), groups=st.integers(1, 2), channels=st.integers(1, 5), out_per_group=st.integers(1, 3),
+       size=st.integers(3, 9), kernel=st.integers(1, 3), stride=st.integers(1, 2), padding=st.integers(0, 2),
+       dilation=st.integers(1, 2), batch_last=st.booleans(), seed=st.integers(0, 2**31))
+def test_conv2d_same_for_any_number_of_threads(batch, groups, channels, out_per_group, size, kernel, stride, padding,
+                                              dilation, batch_last, seed):
+    """im2col blocks of one output row shared out among threads, and the strided transposed convolution's
+    channels (or groups): what one thread computes, to float32 rounding (each product is OpenBLAS's on a
+    part of the rows), and PyTorch's."""
+    if dilation * (kernel - 1) + 1 > size + 2 * padding:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, channels * groups, size, size)).astype(np.float32)
+    weight = rng.standard_normal((out_per_group * groups, channels, kernel, kernel)).astype(np.float32)
+    out_size = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    upstream = rng.standard_normal((batch, out_per_group * groups, out_size, out_size)).astype(np.float32)
+    runs = []
+    for num_threads in (1, 2, 3):
+        tg.set_num_threads(num_threads)
+        with split_everything():
+            runs.append(_conv_step(x, weight, upstream, stride, padding, dilation, groups, batch_last))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(weight, requires_grad=True)
+    out = torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    out.backward(torch.tensor(upstream))
+    for ours, theirs in zip(runs[0], (out.detach(), xt.grad, wt.grad)):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@given(shapes=st.sampled_from([((5, 7), (7, 3)), ((2, 9), (9, 6)), ((3, 1, 4, 5), (2, 5, 8)), ((6, 2), (1, 2, 5))]),
+       seed=st.integers(0, 2**31))
+def test_matmul_split_by_rows_or_columns_as_numpy(shapes, seed):
+    """Products split among threads by rows of x (more rows than columns) or columns of y, batch dims
+    broadcast: NumPy's product to float32 rounding, for any number of threads; gradients as PyTorch's."""
+    rng = np.random.default_rng(seed)
+    x, y = (rng.standard_normal(shape).astype(np.float32) for shape in shapes)
+    for num_threads in (1, 2, 3):
+        tg.set_num_threads(num_threads)
+        with split_everything():
+            xt, yt = tg.tensor(x, requires_grad=True), tg.tensor(y, requires_grad=True)
+            out = xt @ yt
+            out.sum().backward()
+        np.testing.assert_allclose(out.detach().numpy(), x @ y, rtol=1e-6, atol=1e-6)
+        xr, yr = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+        (xr @ yr).sum().backward()
+        np.testing.assert_allclose(xt.grad.numpy(), xr.grad.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(yt.grad.numpy(), yr.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_blas_held_to_one_thread_at_import_and_released_on_request():
+    """Importing tinygrad_cnn holds NumPy's OpenBLAS to one thread (where it can reach it); released, our
+    products are left whole to OpenBLAS, and held again they split: the same numbers either way."""
+    if not threads.blas_threads_held():
+        pytest.skip("NumPy's OpenBLAS is not reachable here (not Linux, or another BLAS)")
+    set_blas, get_blas = threads._numpy_openblas()
+    assert get_blas() == 1
+    x = np.random.default_rng(0).standard_normal((300, 200)).astype(np.float32)
+    held = (tg.tensor(x) @ tg.tensor(x.T)).numpy()
+    try:
+        assert threads.release_blas_threads() and not threads.blas_threads_held()
+        assert get_blas() == threads._blas["before"]
+        np.testing.assert_allclose((tg.tensor(x) @ tg.tensor(x.T)).numpy(), held, rtol=1e-5, atol=1e-4)
+        assert not threads.release_blas_threads()  # nothing left to release
+    finally:
+        assert threads.hold_blas_threads()
+    assert get_blas() == 1 and threads.blas_threads_held()
 
 
 @given(channels=st.integers(1, 7), seed=st.integers(0, 2**31), layout=st.sampled_from(sorted(LAYOUTS)))

@@ -9,7 +9,7 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
                        normal, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros,
                        zeros_like)
 from .allocator import keep_freed_memory
-from .ops.threads import get_num_threads, set_num_threads
+from .ops.threads import get_num_threads, hold_blas_threads, set_num_threads
 from .device import accelerator, cuda, device
 from .introspect import detect_anomaly, trace_backward
 from .generator import Generator
@@ -47,3 +47,6 @@ def __getattr__(name: str):
 # A training step frees its whole graph; without this the next step page-faults that memory back in
 # (process-wide: see allocator.py, and allocator.return_freed_memory() to undo it).
 keep_freed_memory()
+# OpenBLAS's idle threads spin beside the copies between a convolution's products: hold it to one thread
+# and split the large products among our own (process-wide: see ops/threads.py, release_blas_threads())
+hold_blas_threads()

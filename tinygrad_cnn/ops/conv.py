@@ -24,14 +24,14 @@ the next convolution; any other layout is accepted and copied once.
 
 Blocks. The im2col columns (KH*KW times the image) are never built whole: the forward and the
 weight gradient copy those of a few output rows into a small buffer and multiply them while they
-are in the cache (_column_blocks), and the transposed convolution makes and adds back its own a
+are in the cache (_im2col), and the transposed convolution makes and adds back its own a
 few output rows at a time (_sent_back). A convolution needs the memory of its input, output and
 gradients only.
 """
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -40,6 +40,7 @@ from ..autograd.forward_ad import levels as dual_levels
 from ..autograd.forward_ad import multilinear_jvp, tangent_sum
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import is_grad_enabled
+from .threads import in_parallel
 from .window import output_size
 
 Pair = tuple[int, int]
@@ -101,22 +102,33 @@ def _row_blocks(rows: int, numbers_per_row: int, numbers_per_block: int) -> Iter
 COLUMN_BLOCK = 1 << 19  # numbers in one block of im2col columns: 2 MB in float32 (measured best here of 1-8 MB)
 
 
-def _column_blocks(windows: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
-    """im2col, a block of output rows at a time: (start, stop, columns) with columns
-    (C*KH*KW, stop - start, OW*N) copied out of `windows` (C, KH, KW, OH, OW, N) into one reused
-    buffer. The whole columns are KH*KW times the image (38 MB for a (64, 16, 32, 32) input and a
-    3 x 3 kernel); made and used a block at a time, they never leave the cache and cost no memory
-    (for that input, one thread: the copies 3.7 -> 0.5 ms, copies and product 11.1 -> 5.3 ms, measured)."""
+def _column_blocks(windows: np.ndarray) -> list[tuple[int, int]]:
+    """The blocks of output rows (start, stop) in which im2col copies the columns of `windows`."""
     c, kh, kw, oh, ow, n = windows.shape
-    taps, length = c * kh * kw, ow * n
-    buffer = None
-    for start, stop in _row_blocks(oh, taps * length, COLUMN_BLOCK):
-        block = windows[:, :, :, start:stop]
-        if buffer is None:
-            buffer = np.empty(block.size, dtype=windows.dtype)
-        columns = buffer[:block.size].reshape(block.shape)
-        np.copyto(columns, block)
-        yield start, stop, columns.reshape(taps, stop - start, length)
+    return list(_row_blocks(oh, c * kh * kw * ow * n, COLUMN_BLOCK))
+
+
+def _im2col(windows: np.ndarray, blocks: list[tuple[int, int]], use: Callable[[int, int, int, np.ndarray], None]) -> None:
+    """im2col, a block of output rows at a time: use(i, start, stop, columns) for each block i of `blocks`, with
+    columns (C*KH*KW, stop - start, OW*N) copied out of `windows` (C, KH, KW, OH, OW, N). The whole columns are
+    KH*KW times the image (38 MB for a (64, 16, 32, 32) input and a 3 x 3 kernel); made and used a block at a
+    time, in a buffer that each thread reuses, they stay in the cache and cost no memory (for that input,
+    one thread: the copies 3.7 -> 0.5 ms, copies and product 11.1 -> 5.3 ms, measured). The blocks are
+    shared out among threads (threads.py), each thread copying and multiplying its own."""
+    c, kh, kw, oh, ow, n = windows.shape
+
+    def run(first: int, last: int) -> None:
+        buffer = None
+        for i in range(first, last):
+            start, stop = blocks[i]
+            block = windows[:, :, :, start:stop]
+            if buffer is None:  # the first block is the largest
+                buffer = np.empty(block.size, dtype=windows.dtype)
+            columns = buffer[:block.size].reshape(block.shape)
+            np.copyto(columns, block)
+            use(i, start, stop, columns.reshape(c * kh * kw, stop - start, ow * n))
+
+    in_parallel(run, len(blocks), blas=True)
 
 
 def _grad_rows(g: np.ndarray) -> np.ndarray:
@@ -159,13 +171,25 @@ def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, grad_shape: tuple, 
     c = w.shape[1] * groups
     image = np.zeros((c, h + top + bottom, width + left + right, batch), dtype=np.result_type(rows, w))
     filters = w.reshape(groups, o // groups, math.prod(w.shape[1:])).swapaxes(1, 2)  # (G, C/G*KH*KW, O/G)
-    for start, stop in _row_blocks(oh, c * ow * batch, 1 << 15):
-        grads = rows[:, start:stop].reshape(groups, o // groups, (stop - start) * ow * batch)  # (G, O/G, rows*OW*N)
-        taps = np.matmul(filters, grads).reshape(c, kh, kw, stop - start, ow, batch)
-        for i in range(kh):
-            for j in range(kw):
-                image[:, start * sh + i * dh:(stop - 1) * sh + i * dh + 1:sh,
-                      j * dw:j * dw + sw * (ow - 1) + 1:sw] += taps[:, i, j]
+    blocks = list(_row_blocks(oh, c * ow * batch, 1 << 15))
+    taps_per_channel = kh * kw
+
+    def send_back(first: int, last: int) -> None:
+        # the channels first:last (with one group), or the groups first:last, through every block
+        if groups == 1:
+            part, channels, group = filters[:, first * taps_per_channel:last * taps_per_channel], slice(first, last), 0
+        else:
+            per_group = c // groups
+            part, channels, group = filters[first:last], slice(first * per_group, last * per_group), slice(first, last)
+        for start, stop in blocks:
+            grads = rows[:, start:stop].reshape(groups, o // groups, (stop - start) * ow * batch)[group]
+            taps = np.matmul(part, grads).reshape(channels.stop - channels.start, kh, kw, stop - start, ow, batch)
+            for i in range(kh):
+                for j in range(kw):
+                    image[channels, start * sh + i * dh:(stop - 1) * sh + i * dh + 1:sh,
+                          j * dw:j * dw + sw * (ow - 1) + 1:sw] += taps[:, i, j]
+
+    in_parallel(send_back, c if groups == 1 else groups, blas=True)
     return image[:, top:top + h, left:left + width].transpose(3, 0, 1, 2)
 
 
@@ -215,9 +239,11 @@ def _convolve(image: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pa
     filters = w.reshape(groups, w.shape[0] // groups, math.prod(w.shape[1:]))  # (G, O/G, C/G*KH*KW)
     by_row = _by_row(*filters.shape[1:])
     y = np.empty((w.shape[0], oh, ow * n), dtype=np.result_type(image, w, *(() if b is None else (b,))))
-    for start, stop, columns in _column_blocks(windows):
-        np.matmul(filters[:, None], _per_group(columns, groups, by_row),
-                  out=_per_group(y[:, start:stop], groups, by_row))
+
+    def multiply(i: int, start: int, stop: int, columns: np.ndarray) -> None:
+        np.matmul(filters[:, None], _per_group(columns, groups, by_row), out=_per_group(y[:, start:stop], groups, by_row))
+
+    _im2col(windows, _column_blocks(windows), multiply)
     if b is not None:
         y += b[:, None, None]
     return y.reshape(w.shape[0], oh, ow, n).transpose(3, 0, 1, 2)
@@ -329,16 +355,21 @@ class Conv2dWeightGrad(Primitive):
         o, c_per_group = g.shape[1], x.shape[1] // groups
         taps_per_group = c_per_group * kernel_size[0] * kernel_size[1]
         by_row = _by_row(o // groups, taps_per_group)
-        dw = np.zeros((groups, o // groups, taps_per_group), dtype=np.result_type(x, g))
-        for start, stop, columns in _column_blocks(windows):
+        blocks = _column_blocks(windows)
+        # one product per block, summed at the end in block order: the same sum whatever thread made each
+        products = np.empty((len(blocks), groups, o // groups, taps_per_group), dtype=np.result_type(x, g))
+
+        def multiply(i: int, start: int, stop: int, columns: np.ndarray) -> None:
             outs, taps = _per_group(grad_rows[:, start:stop], groups, by_row), _per_group(columns, groups, by_row)
             # (G, rows or 1, O/G or C/G*KH*KW, L) each; products summed over the pieces; the wider
             # side first runs faster (OpenBLAS, measured)
             if taps.shape[2] >= outs.shape[2]:
-                dw += np.matmul(taps, outs.swapaxes(-1, -2)).sum(axis=1).swapaxes(-1, -2)
+                products[i] = np.matmul(taps, outs.swapaxes(-1, -2)).sum(axis=1).swapaxes(-1, -2)
             else:
-                dw += np.matmul(outs, taps.swapaxes(-1, -2)).sum(axis=1)
-        return dw.reshape(o, c_per_group, *kernel_size)
+                products[i] = np.matmul(outs, taps.swapaxes(-1, -2)).sum(axis=1)
+
+        _im2col(windows, blocks, multiply)
+        return products.sum(axis=0).reshape(o, c_per_group, *kernel_size)
 
     @staticmethod
     def backward(ctx, h):

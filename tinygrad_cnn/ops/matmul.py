@@ -1,10 +1,13 @@
 """Matrix product of arrays with at least two dims; tensor.py adapts 1-D operands."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd.forward_ad import multilinear_jvp
 from ..autograd.function import Primitive
+from .threads import in_parallel
 
 
 class MatMul(Primitive):
@@ -19,9 +22,10 @@ class MatMul(Primitive):
         dx, dy = ctx.needs_input_grad
         ctx.save_for_backward(x if dy else None, y if dx else None)
         try:
-            return np.matmul(x, y)
+            batch = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
         except ValueError:
             raise ValueError(f"matmul: batch dims of {x.shape} and {y.shape} do not broadcast") from None
+        return _product(x, y, batch)
 
     @staticmethod
     def backward(ctx, g):
@@ -29,6 +33,24 @@ class MatMul(Primitive):
         return (None if y is None else g @ y.mT), (None if x is None else x.mT @ g)
 
     jvp = staticmethod(multilinear_jvp)  # tx @ y + x @ ty
+
+
+SPLIT_WORK = 1 << 22  # multiply-adds from which a product is split among threads (~100 us of one core)
+
+
+def _product(x: np.ndarray, y: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
+    """np.matmul(x, y). Fast path: a large product is split among threads (ops/threads.py), by rows of x
+    or, when y has more columns, by columns of y: OpenBLAS runs one thread each while importing
+    tinygrad_cnn holds it to one. Each piece of the result is the same product, whoever computes it."""
+    m, k, n = x.shape[-2], x.shape[-1], y.shape[-1]
+    if math.prod(batch) * m * k * n < SPLIT_WORK:
+        return np.matmul(x, y)
+    out = np.empty((*batch, m, n), dtype=np.result_type(x, y))
+    if m >= n:
+        in_parallel(lambda a, b: np.matmul(x[..., a:b, :], y, out=out[..., a:b, :]), m, blas=True)
+    else:
+        in_parallel(lambda a, b: np.matmul(x, y[..., a:b], out=out[..., a:b]), n, blas=True)
+    return out
 
 
 # ---------------------------------------------------------------- einsum
