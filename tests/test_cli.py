@@ -252,6 +252,9 @@ def test_resuming_a_finished_run_with_more_epochs_never_raises_the_lr(in_tmp, da
     ["train", "--graph", "graph.jpg"],
     ["train", "--unknown"],
     ["evaluate", "--checkpoint"],  # without its path
+    ["graph", "--depth", "-1"],
+    ["graph", "--depth", "two"],
+    ["graph", "--html", "--depth", "1.5"],
 ])
 def test_bad_arguments_give_the_usage_message(in_tmp, argv):
     code, _, err = run_cli(*argv)
@@ -440,6 +443,47 @@ def test_graph_html_writes_the_explorer_without_graphviz(in_tmp, monkeypatch):
     assert code == 0 and (in_tmp / "g.html").is_file(), err
     assert_one_error_line(*run_cli("graph", "--html", "--output", "g.svg"), r"--html writes an HTML page, but "
                                                                              r"--output is g.svg")
+
+
+def module_nodes(dot: str) -> list[str]:
+    """The first label line of each module node (a 3-d box) drawn, not the legend's sample."""
+    return re.findall(r'^\s*n\d+ \[label="([^"\\]*)[^\n]*shape=box3d', dot, re.M)
+
+
+def test_graph_groups_modules_to_a_depth_and_folds(in_tmp):
+    code, out, err = run_cli("graph", "--model", "resnet20", "--batch-size", "2", "--depth", "1", "--fold",
+                             "--output", "x.dot")
+    assert code == 0, err
+    assert out.strip() == "wrote x.dot: the graph of resnet20's loss, one node per layer, grouped by module, " \
+                          "calls 1 deep as nodes, identical blocks folded"
+    dot = (in_tmp / "x.dot").read_text()
+    # the calls ResNet20.forward makes; the identical blocks are inside layer1..3, not drawn at depth 1
+    assert module_nodes(dot) == ["conv1 (Conv2d)", "bn1 (BatchNorm2d)", "relu (ReLU)", "layer1 (Sequential)",
+                                 "layer2 (Sequential)", "layer3 (Sequential)", "fc (Linear)"]
+    assert "legend_module" in dot and not re.search(r"x\d\b", dot)
+    code, out, err = run_cli("graph", "--model", "resnet20", "--batch-size", "2", "--depth", "2", "--fold",
+                             "--output", "y.dot")
+    assert code == 0, err
+    # layer1's three blocks are alike; in layer2 and layer3 the first has a strided shortcut, the other two fold
+    assert [n for n in module_nodes((in_tmp / "y.dot").read_text()) if "BasicBlock" in n] == [
+        "layer1.0 (BasicBlock) x3", "layer2.0 (BasicBlock)", "layer2.1 (BasicBlock) x2", "layer3.0 (BasicBlock)",
+        "layer3.1 (BasicBlock) x2"]
+    code, out, err = run_cli("graph", "--group-modules", "--batch-size", "2", "--output", "g.dot")
+    assert code == 0 and out.strip().endswith("one node per layer, grouped by module"), err
+    dot = (in_tmp / "g.dot").read_text()
+    assert module_nodes(dot) == [] and 'label="conv1 (Conv2d)"' in dot and "label=LeNet5" in dot  # frames
+
+
+def test_graph_html_starts_at_the_depth_given(in_tmp):
+    from tinygrad_cnn.viz.explorer import read_page_data
+    code, out, err = run_cli("graph", "--html", "--depth", "1", "--batch-size", "2")
+    assert code == 0, err
+    assert out.strip() == "wrote lenet5-graph.html: the explorer of lenet5's loss (module calls 1 deep and deeper " \
+                          "collapsed); open it in a browser"
+    data = read_page_data((in_tmp / "lenet5-graph.html").read_text(encoding="utf-8"))
+    modules = [g for g in data["groups"] if g["kind"] == "module"]
+    assert data["depth"] == 1 and [g["label"] for g in modules if not g["collapsed"]] == ["LeNet5"]
+    assert len(modules) == 13  # the model and the 12 calls it makes (relu 4 times, pool twice)
 
 
 def test_train_explore_writes_the_page_and_trains_the_same(in_tmp, data_dir):

@@ -222,6 +222,70 @@ def test_composite_calls_become_groups():
     assert nested  # cross_entropy calls log_softmax and nll_loss: groups inside it
 
 
+# ---------------------------------------------------------------- module calls and depth
+
+def model_loss(model_class):
+    tg.manual_seed(0)
+    model = model_class()
+    images = tg.randn(2, *model_class.input_shape)
+    return model, F.cross_entropy(model(images), tg.tensor(np.array([3, 5])))
+
+
+def module_groups(data) -> dict[str, dict]:
+    return {g["label"]: g for g in data["groups"] if g["kind"] == "module"}
+
+
+# LeNet5.forward calls its children in this order; relu and pool are called again (call 2, 3...)
+LENET_CALLS = ["conv1 (Conv2d)", "relu (ReLU)", "pool (MaxPool2d)", "conv2 (Conv2d)", "relu (call 2) (ReLU)",
+               "pool (call 2) (MaxPool2d)", "flatten (Flatten)", "fc1 (Linear)", "relu (call 3) (ReLU)",
+               "fc2 (Linear)", "relu (call 4) (ReLU)", "fc3 (Linear)"]
+
+
+@pytest.mark.parametrize("depth, collapsed", [
+    (None, []),
+    (0, ["LeNet5", *LENET_CALLS]),
+    (1, LENET_CALLS),  # the model's own call stays open, each call it makes is one node
+    (2, []),  # LeNet-5's layers have no submodules: nothing is 2 deep
+])
+def test_depth_says_which_module_calls_start_collapsed_lenet(depth, collapsed):
+    from tinygrad_cnn.models import LeNet5
+    model, loss = model_loss(LeNet5)
+    data = explorer_data([loss], params=model, depth=depth)
+    modules = module_groups(data)
+    assert data["depth"] == depth
+    assert sorted(modules) == sorted(["LeNet5", *LENET_CALLS])
+    assert {label: g["level"] for label, g in modules.items()} == {"LeNet5": 0, **{c: 1 for c in LENET_CALLS}}
+    assert sorted(label for label, g in modules.items() if g["collapsed"]) == sorted(collapsed)
+    composite = [g for g in data["groups"] if g["kind"] == "composite"]
+    assert composite and all(g["collapsed"] and g["level"] is None for g in composite)  # draw_graph's default
+
+
+@pytest.mark.parametrize("depth", [None, 0, 1, 2, 3, 4, 5])
+def test_depth_says_which_module_calls_start_collapsed_resnet(depth):
+    """A call's level is how deep its name nests in named_modules() ('layer2.0.downsample.0': 4 names,
+    level 4; the model itself, 'ResNet20', level 0): those at level >= depth start collapsed."""
+    from tinygrad_cnn.models import ResNet20
+    model, loss = model_loss(ResNet20)
+    data = explorer_data([loss], params=model, depth=depth)
+    modules = module_groups(data)
+    names = {name for name, _ in model.named_modules() if name}
+    assert {label.split(" ")[0] for label in modules} == names | {"ResNet20"}
+    for label, g in modules.items():
+        path = label.split(" ")[0]
+        level = 0 if path == "ResNet20" else len(path.split("."))
+        assert g["level"] == level, label
+        assert g["collapsed"] == (depth is not None and level >= depth), label
+    if depth == 2:  # the nine residual blocks, and everything inside them
+        blocks = [label for label, g in modules.items() if g["collapsed"] and g["level"] == 2]
+        assert blocks == [f"layer{i}.{j} (BasicBlock)" for i in (1, 2, 3) for j in (0, 1, 2)]
+    # calls by level: the model; its 7 children; 9 blocks; 6 calls in each block and 2 downsample
+    # Sequentials; their 2 calls each. From a level on, all those deeper start collapsed
+    per_level = [1, 7, 9, 9 * 6 + 2, 2 * 2]
+    assert len(modules) == sum(per_level) == 77
+    want = 0 if depth is None else sum(per_level[depth:])
+    assert sum(g["collapsed"] for g in modules.values()) == want
+
+
 # ---------------------------------------------------------------- a graph already backwarded, no backward
 
 def test_a_graph_already_backwarded_is_shown_with_a_note():
@@ -291,6 +355,14 @@ def test_explore_writes_and_returns_the_path(tmp_path):
     (lambda loss, tmp: explore(loss, params=[1], path=tmp / "g.html"), TypeError, "explore: params must be a Module"),
     (lambda loss, tmp: explore(loss * tg.ones(3), path=tmp / "g.html"), RuntimeError,
      "needs a scalar (one element), but roots[0] has shape (3,)"),
+    (lambda loss, tmp: explore(loss, depth=-1, path=tmp / "g.html"), ValueError,
+     "explore: depth must be an int >= 0 or None, got -1"),
+    (lambda loss, tmp: explore(loss, depth=1.0, path=tmp / "g.html"), TypeError,
+     "explore: depth must be an int >= 0 or None, got 1.0"),
+    (lambda loss, tmp: explore(loss, depth=True, path=tmp / "g.html"), TypeError,
+     "explore: depth must be an int >= 0 or None, got True"),
+    (lambda loss, tmp: explore(loss, depth="1", path=tmp / "g.html"), TypeError,
+     "explore: depth must be an int >= 0 or None, got '1'"),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, call, error, words):
     _, loss = small_graph()

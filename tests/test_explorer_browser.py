@@ -241,12 +241,22 @@ def test_play_runs_to_the_end(small):
 
 # ---------------------------------------------------------------- folds, notes, a long chain
 
-def test_a_folded_run_of_blocks_is_drawn_once_and_unfolds(browser, tmp_path):
+@pytest.fixture(scope="module")
+def resnet_pages(tmp_path_factory):
+    """ResNet-20's page as explore writes it by default (every module call expanded) and at depth 1."""
+    folder = tmp_path_factory.mktemp("resnet")
+    pages = {}
+    for depth in (None, 1):
+        tg.manual_seed(0)
+        model = ResNet20()
+        loss = F.cross_entropy(model(tg.randn(1, *ResNet20.input_shape)), tg.tensor(np.array([3])))
+        pages[depth] = explore(loss, params=model, path=folder / f"resnet-{depth}.html", depth=depth)
+    return pages
+
+
+def test_a_folded_run_of_blocks_is_drawn_once_and_unfolds(browser, resnet_pages):
     """ResNet-20's layer1 holds three identical BasicBlocks: drawn as one node 'x3' until unfolded."""
-    tg.manual_seed(0)
-    model = ResNet20()
-    loss = F.cross_entropy(model(tg.randn(1, *ResNet20.input_shape)), tg.tensor(np.array([3])))
-    opened = Opened(browser, explore(loss, params=model, path=tmp_path / "resnet.html"))
+    opened = Opened(browser, resnet_pages[None])
     page = opened.page
     assert opened.errors == []
     folded = page.locator(".node", has_text="layer1.0 (BasicBlock) \u00d73")
@@ -261,6 +271,62 @@ def test_a_folded_run_of_blocks_is_drawn_once_and_unfolds(browser, tmp_path):
         assert page.locator(".frame text", has_text=f"{block} (BasicBlock)").count() == 1
     page.click("#fold-group")
     assert opened.drawn() == before
+
+
+def first_lines(page) -> list[str]:
+    """The first line of each node drawn (its name), sorted."""
+    return sorted(page.eval_on_selector_all(".node", "nodes => nodes.map(n => n.querySelector('text').textContent)"))
+
+
+# counted by hand from ResNet20.forward at depth 1: the 7 module calls it makes (conv1, bn1, relu,
+# layer1, layer2, layer3, fc), each one node with the parameters (and for conv1 the images) only it
+# uses; the 2 ops of its own global average pool x.mean((2, 3)) (Sum, then Mul by 1/64); outside
+# the model the labels, cross_entropy and the loss
+RESNET_DEPTH_1 = sorted(["conv1 (Conv2d)", "bn1 (BatchNorm2d)", "relu (ReLU)", "layer1 (Sequential)",
+                         "layer2 (Sequential)", "layer3 (Sequential)", "fc (Linear)", "Sum dim=(2, 3) keepdim=False",
+                         "Mul", "target", "cross_entropy", "output"])
+
+
+def test_the_depth_control_collapses_module_calls_from_a_level_on(browser, resnet_pages):
+    everything = Opened(browser, resnet_pages[None])
+    expanded = everything.drawn()  # module calls expanded, composite ops collapsed, runs folded
+    assert everything.page.input_value("#depth") == "all"
+    opened = Opened(browser, resnet_pages[1])
+    page = opened.page
+    assert opened.errors == []
+    # all, then each level: 'layer2.0.downsample.0' nests 4 deep
+    assert page.locator("#depth option").all_text_contents() == ["all", "0", "1", "2", "3", "4"]
+    assert page.input_value("#depth") == "1"
+    assert opened.drawn() == len(RESNET_DEPTH_1) == 12 and first_lines(page) == RESNET_DEPTH_1
+    assert page.locator(".frame text").all_text_contents() == ["ResNet20"]
+    page.select_option("#depth", "all")
+    assert opened.drawn() == expanded and page.locator(".node").count() == expanded
+    page.select_option("#depth", "0")  # the model as one node
+    assert first_lines(page) == sorted(["ResNet20", "target", "cross_entropy", "output"])
+    page.select_option("#depth", "1")
+    assert first_lines(page) == RESNET_DEPTH_1
+    # a double-click still opens one call: layer1's three identical blocks, collapsed (level 2), fold to one node
+    page.locator(".node", has_text="layer1 (Sequential)").dblclick()
+    assert first_lines(page) == sorted("layer1.0 (BasicBlock) \u00d73" if name == "layer1 (Sequential)" else name
+                                       for name in RESNET_DEPTH_1)
+    assert page.locator(".frame text", has_text="layer1 (Sequential)").count() == 1
+    page.select_option("#depth", "all")
+    assert opened.drawn() == expanded and opened.errors == []
+
+
+def test_a_depth_past_the_deepest_call_collapses_none(browser, lenet, tmp_path):
+    """LeNet-5's layers are 1 deep: at depth 2 every module call is open, as by default."""
+    _, counts, _ = lenet
+    model, loss = lenet_loss()
+    opened = Opened(browser, explore(loss, params=model, path=tmp_path / "lenet.html", depth=2))
+    assert opened.page.locator("#depth option").all_text_contents() == ["all", "0", "1"]
+    assert opened.page.input_value("#depth") == "all" and opened.drawn() == counts[True]
+
+
+def test_a_page_without_modules_has_no_depth_control(small):
+    opened, _, data, _ = small
+    assert not any(g["kind"] == "module" for g in data["groups"])
+    assert opened.page.is_hidden("#depth-control")
 
 
 def test_a_graph_already_backwarded_says_so(browser, tmp_path):

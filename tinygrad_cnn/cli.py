@@ -7,6 +7,7 @@ on CIFAR-10), evaluate it, draw its graph, export it.
     tinygrad-cnn evaluate                   # the model in out/lenet5/ on the data it was trained on
     tinygrad-cnn graph --expanded           # lenet5-graph.svg: every primitive op in its layer's frame
     tinygrad-cnn graph --html               # lenet5-graph.html: the explorer, to step through the backward pass
+    tinygrad-cnn graph --model resnet20 --depth 2 --fold   # ResNet-20's blocks as nodes, identical ones as one x3
     tinygrad-cnn train --model resnet20 --data ~/cifar-10-batches-py   # CIFAR-10's python batch files
     tinygrad-cnn export --output lenet5.safetensors   # the weights of out/lenet5/'s model, for PyTorch
     tinygrad-cnn export --format onnx                 # out/lenet5/model.onnx, for ONNX Runtime
@@ -401,22 +402,25 @@ def _graph_problem(path: Path, option: str) -> str | None:
 
 
 def save_graph(model: Module, inputs: np.ndarray, labels: np.ndarray, path: Path, collapse: bool = True,
-               show_grads: bool = False) -> None:
+               show_grads: bool = False, group_modules: bool = False, depth: int | None = None,
+               fold: bool = False) -> None:
     """Draw the graph of `model`'s forward pass on `inputs` and the cross-entropy loss into `path`,
-    in the format its extension names (see `viz.render`); with `show_grads`, after a backward. An
-    .html path gets the explorer page (viz.explore, which runs the backward; collapse and show_grads
-    are the page's to choose). The model's buffers (BatchNorm's running statistics, which a
-    training-mode pass updates) and its parameters' gradients are restored."""
+    in the format its extension names (see `viz.render`); with `show_grads`, after a backward;
+    group_modules, depth and fold as draw_graph's. An .html path gets the explorer page (viz.explore,
+    which runs the backward, with module calls from `depth` on collapsed; collapse, show_grads, the
+    grouping and folding are the page's to choose). The model's buffers (BatchNorm's running
+    statistics, which a training-mode pass updates) and its parameters' gradients are restored."""
     buffers = {name: buffer.detach().numpy().copy() for name, buffer in model.named_buffers()}
     grads = [(p, p.grad) for p in model.parameters()]
     loss = F.cross_entropy(model(Tensor(inputs)), Tensor(labels))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     if Path(path).suffix.lower() == ".html":
-        explore(loss, params=model, path=path)
+        explore(loss, params=model, path=path, depth=depth)
     else:
         if show_grads:
             loss.backward()
-        render(draw_graph(loss, params=model, collapse=collapse, show_grads=show_grads), path)
+        render(draw_graph(loss, params=model, collapse=collapse, show_grads=show_grads, group_modules=group_modules,
+                          depth=depth, fold=fold), path)
     model.load_state_dict(buffers, strict=False)
     for p, g in grads:
         p.grad = g
@@ -489,6 +493,18 @@ def add_graph_parser(subparsers: Any) -> None:
                       help="one node per layer (default)")
     mode.add_argument("--expanded", dest="collapse", action="store_false", help="every primitive op")
     p.add_argument("--show-grads", action="store_true", help="run backward first and show each gradient's norm")
+    modules = p.add_argument_group(
+        "module groups", "The explorer (--html) always frames module calls and folds identical blocks (a click "
+                         "unfolds them); of these options it takes --depth.")
+    modules.add_argument("--group-modules", action="store_true",
+                         help="frame each module call's ops, labelled by its name and class ('layer1.0 (BasicBlock)')")
+    modules.add_argument("--depth", type=non_negative_int, metavar="N",
+                         help="draw the module calls nested N deep as single nodes: 0 the model, 1 its children "
+                              "('layer1 (Sequential)'); implies --group-modules. With --html, those calls and the "
+                              "ones inside them start collapsed (default: every call drawn)")
+    modules.add_argument("--fold", action="store_true",
+                         help="draw a run of identical consecutive blocks (ResNet's) as the first one, marked x3; "
+                              "implies --group-modules")
     p.set_defaults(run=run_graph, parser=p)
 
 
@@ -501,13 +517,19 @@ def run_graph(args: argparse.Namespace) -> int:
         raise CommandError(problem)
     model = MODELS[args.model]
     images = np.random.default_rng(0).standard_normal((args.batch_size, *model.input_shape)).astype(np.float32)
-    save_graph(model(), images, np.arange(args.batch_size) % 10, output,
-               collapse=args.collapse, show_grads=args.show_grads)
+    group_modules = args.group_modules or args.depth is not None or args.fold
+    save_graph(model(), images, np.arange(args.batch_size) % 10, output, collapse=args.collapse,
+               show_grads=args.show_grads, group_modules=group_modules, depth=args.depth, fold=args.fold)
     if output.suffix.lower() == ".html":
-        print(f"wrote {output}: the explorer of {args.model}'s loss; open it in a browser")
+        collapsed = "" if args.depth is None else f" (module calls {args.depth} deep and deeper collapsed)"
+        print(f"wrote {output}: the explorer of {args.model}'s loss{collapsed}; open it in a browser")
     else:
-        print(f"wrote {output}: the graph of {args.model}'s loss, "
-              + ("one node per layer" if args.collapse else "every primitive op"))
+        what = ["one node per layer" if args.collapse else "every primitive op"]
+        if group_modules:
+            what.append("grouped by module" + ("" if args.depth is None else f", calls {args.depth} deep as nodes"))
+        if args.fold:
+            what.append("identical blocks folded")
+        print(f"wrote {output}: the graph of {args.model}'s loss, " + ", ".join(what))
     return 0
 
 

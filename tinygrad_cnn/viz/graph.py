@@ -116,10 +116,7 @@ def draw_graph(*roots: Tensor, params: Any = None, show_shapes: bool = True, sho
                           ("fold", fold)):
         if not isinstance(value, bool):
             raise TypeError(f"draw_graph: {option} must be True or False, got {value!r}")
-    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)):
-        raise TypeError(f"draw_graph: depth must be an int >= 0 or None, got {depth!r}")
-    if depth is not None and depth < 0:
-        raise ValueError(f"draw_graph: depth must be an int >= 0 or None, got {depth}")
+    check_depth(depth, "draw_graph")
     if not group_modules and (depth is not None or fold):
         raise ValueError(f"draw_graph: depth={depth!r} and fold={fold!r} apply to module groups; pass "
                          "group_modules=True too")
@@ -130,6 +127,14 @@ def draw_graph(*roots: Tensor, params: Any = None, show_shapes: bool = True, sho
     drawing.collect(roots)
     drawing.emit(graph, legend)
     return graph
+
+
+def check_depth(depth: Any, op: str) -> None:
+    """Fail unless `depth` (how deep module calls are drawn) is an int >= 0 or None."""
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)):
+        raise TypeError(f"{op}: depth must be an int >= 0 or None, got {depth!r}")
+    if depth is not None and depth < 0:
+        raise ValueError(f"{op}: depth must be an int >= 0 or None, got {depth}")
 
 
 def check_roots(roots: Sequence[Any], op: str) -> None:

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ...tensor import Tensor
-from ..graph import check_roots
+from ..graph import check_depth, check_roots
 from .data import check_backward_root, explorer_data, statistics
 from .page import page_html, read_page_data
 
 
-def explore(*roots: Tensor, params: Any = None, path: str | Path = "graph.html", run_backward: bool = True) -> Path:
+def explore(*roots: Tensor, params: Any = None, path: str | Path = "graph.html", run_backward: bool = True,
+            depth: int | None = None) -> Path:
     """Write the explorer page for the graph behind `roots` to `path` (an .html file); returns the path.
 
     Args:
@@ -33,6 +34,10 @@ def explore(*roots: Tensor, params: Any = None, path: str | Path = "graph.html",
             trace_backward, so the page can step through it and show every gradient. The leaves'
             `.grad` fill and the graph is freed, as after any backward(). A graph already
             backwarded is shown as far as it is known, with a note saying so.
+        depth: module calls nested `depth` deep and deeper start collapsed, each drawn as one node,
+            as in draw_graph(group_modules=True, depth=depth): 0 the model as one node, 1 its
+            children (`layer1 (Sequential)`); None starts with every module call expanded. The
+            page's toolbar changes it, and double-clicks open single calls.
     """
     check_roots(roots, "explore")
     if not isinstance(path, (str, Path)):
@@ -42,9 +47,10 @@ def explore(*roots: Tensor, params: Any = None, path: str | Path = "graph.html",
         raise ValueError(f"explore: path must end in .html (the page is HTML), got {str(path)!r}")
     if not isinstance(run_backward, bool):
         raise TypeError(f"explore: run_backward must be True or False, got {run_backward!r}")
+    check_depth(depth, "explore")
     if run_backward:
         check_backward_root(roots[0])
-    data = explorer_data(roots, params=params, run_backward=run_backward)
+    data = explorer_data(roots, params=params, run_backward=run_backward, depth=depth)
     shapes = ", ".join(str(tuple(root.shape)) for root in roots)
     path.write_text(page_html(data, f"graph of {shapes}"), encoding="utf-8")
     return path

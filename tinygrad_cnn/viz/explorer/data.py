@@ -1,6 +1,6 @@
 """What the explorer page shows, as plain JSON-ready Python, computed without a browser.
 
-`explorer_data(roots, params, run_backward)` collects the graph as `draw_graph(collapse=False)`
+`explorer_data(roots, params, run_backward, depth)` collects the graph as `draw_graph(collapse=False)`
 does (viz/graph.py's Drawing: the same nodes, kinds, labels and edges), adds each node's values,
 what it saves for backward and where it was made, then (with `run_backward`) runs the backward
 pass under `trace_backward` and records each step. The result (page.py embeds it as JSON, and
@@ -13,11 +13,15 @@ static/explorer.js reads it):
             saved [{kind, shape, dtype, bytes}] (kinds of autograd.graph.held_arrays); group the
             innermost group holding the node, or None
     edges   [[source, target]]: data flows from node source to node target
-    groups  [{id, kind, label, parent, members, shapes, fold}]: one per composite-op call
-            ("composite") or module call ("module") met; members the nodes directly inside;
-            shapes those of the values leaving it; fold {count, hidden: [group ids]} when the
-            group is the first of a run of identical sibling module calls (viz/modules.py's
+    groups  [{id, kind, label, parent, level, collapsed, members, shapes, fold}]: one per
+            composite-op call ("composite") or module call ("module") met; level a module call's
+            (draw_graph's depth: 0 for the model's own call, 1 for its children), None for a
+            composite call; collapsed whether it starts as one node (every composite call, as
+            draw_graph's default; the module calls at level >= depth); members the nodes directly
+            inside; shapes those of the values leaving it; fold {count, hidden: [group ids]} when
+            the group is the first of a run of identical sibling module calls (viz/modules.py's
             fold_runs: ResNet's residual blocks), drawn as one node 'xN' until unfolded, else None
+    depth   the level from which module calls start collapsed (explore's depth), None: none do
     trace   {ran, held_before, steps: [{node, op, sent, held, us}]}: the steps in the order the
             engine ran them; node the node whose VJP ran (None if not drawn; the gradient that
             arrived is that node's `grad`), sent the statistics of the gradient passed to each
@@ -72,9 +76,11 @@ def _rounded(x: float) -> float:
     return float(f"{float(x):.{DIGITS}g}")
 
 
-def explorer_data(roots: Sequence[Tensor], params: Any = None, run_backward: bool = True) -> dict[str, Any]:
+def explorer_data(roots: Sequence[Tensor], params: Any = None, run_backward: bool = True,
+                  depth: int | None = None) -> dict[str, Any]:
     """The page's data for the graph behind `roots` (see the module docstring). With `run_backward`,
-    runs `roots[0].backward()` (so the leaves' `.grad` fill, and the graph is freed as usual)."""
+    runs `roots[0].backward()` (so the leaves' `.grad` fill, and the graph is freed as usual); module
+    calls at level `depth` and below start collapsed."""
     names = parameter_names(params, "explore")
     drawing = Drawing(names, show_shapes=True, show_grads=False, show_saved=False, collapse=False)
     drawing.collect(roots)
@@ -88,7 +94,7 @@ def explorer_data(roots: Sequence[Tensor], params: Any = None, run_backward: boo
     nodes = [_node_record(ids[node.name], node, drawing, values, groups, docs) for node in drawing.nodes.values()]
     edges = [[ids[src], ids[dst]] for src, dst in drawing.edges]
     data: dict[str, Any] = {
-        "nodes": nodes, "edges": edges, "groups": groups.records(nodes, edges),
+        "nodes": nodes, "edges": edges, "groups": groups.records(nodes, edges, depth), "depth": depth,
         "docs": [_doc(fn) for fn in docs], "notes": [],
         "styles": STYLES, "cluster_style": CLUSTER_STYLE, "module_cluster_style": MODULE_CLUSTER_STYLE,
         "warning_style": WARNING_STYLE,
@@ -214,11 +220,20 @@ class _Groups:
                 folds[self.scopes[id(fold.shown.call)][0]] = {"count": 1 + len(hidden), "hidden": hidden}
         return folds
 
-    def records(self, nodes: list[dict[str, Any]], edges: list[list[int]]) -> list[dict[str, Any]]:
+    def level(self, scope: Scope) -> int | None:
+        """A module call's level in the module tree (0: the model's own call), None for a composite call."""
+        call = self.calls.get(id(scope))
+        return None if call is None else call.level
+
+    def records(self, nodes: list[dict[str, Any]], edges: list[list[int]], depth: int | None) -> list[dict[str, Any]]:
         folds = self.folds()
-        groups = [{"id": gid, "kind": getattr(scope, "kind", "composite"), "label": self.label(scope),
-                   "parent": self.of(scope.parent), "members": [], "shapes": [], "fold": folds.get(gid)}
-                  for gid, scope in self.scopes.values()]
+        groups = []
+        for gid, scope in self.scopes.values():
+            kind, level = getattr(scope, "kind", "composite"), self.level(scope)
+            collapsed = kind == "composite" or (depth is not None and level is not None and level >= depth)
+            groups.append({"id": gid, "kind": kind, "label": self.label(scope), "parent": self.of(scope.parent),
+                           "level": level, "collapsed": collapsed, "members": [], "shapes": [],
+                           "fold": folds.get(gid)})
         for node in nodes:
             if node["group"] is not None:
                 groups[node["group"]]["members"].append(node["id"])

@@ -1,7 +1,8 @@
 "use strict";
 /* The explorer page: draws the graph in DATA (made by tinygrad_cnn/viz/explorer/data.py, whose
    docstring describes it), shows a node's details on click, steps through the backward pass,
-   collapses and expands groups (composite ops, modules), and searches.
+   collapses and expands groups (composite ops, modules; the module calls from a depth on at once),
+   and searches.
 
    Drawing runs in three stages, redone whenever a group is collapsed or expanded:
      visibleGraph()  what is drawn: each node, or the outermost collapsed group holding it
@@ -21,7 +22,8 @@ const foldOwner = {};
 GROUPS.forEach(g => { if (g.fold) g.fold.hidden.forEach(h => { foldOwner[h] = g.id; }); });
 
 const state = {
-  collapsed: new Set(GROUPS.filter(g => g.kind === "composite").map(g => g.id)),  // as draw_graph's default
+  // composite ops as draw_graph's default, module calls from explore's depth on (data.py sets `collapsed`)
+  collapsed: new Set(GROUPS.filter(g => g.collapsed).map(g => g.id)),
   unfolded: new Set(),  // folded groups the user opened
   selected: null,       // key of the selected item: "n3" (node 3) or "g2" (group 2)
   step: -1,             // the last backward step shown; -1: before the backward pass
@@ -564,6 +566,29 @@ function toggleFold(g) {
   redraw("g" + g);
 }
 
+/* Module calls at `depth` and below collapsed, those above expanded (draw_graph's depth; null: all
+   expanded). Composite ops and unfolded runs stay as they are. */
+function setDepth(depth) {
+  GROUPS.forEach(g => {
+    if (g.kind !== "module") return;
+    if (depth !== null && g.level >= depth) state.collapsed.add(g.id); else state.collapsed.delete(g.id);
+  });
+  redraw();
+  fit(false);
+}
+
+/* The depth control's choices: all, then each level of the module tree (hidden if there is none). */
+function depthControl() {
+  const levels = GROUPS.filter(g => g.kind === "module").map(g => g.level), deepest = maxOf(levels);
+  const select = document.getElementById("depth");
+  select.innerHTML = ["all"].concat(levels.length ? [...Array(deepest + 1).keys()] : [])
+    .map(v => `<option value="${v}">${v}</option>`).join("");
+  // a depth below the deepest call collapses nothing: the same as all
+  select.value = DATA.depth === null || DATA.depth > deepest ? "all" : String(DATA.depth);
+  select.addEventListener("change", () => setDepth(select.value === "all" ? null : Number(select.value)));
+  document.getElementById("depth-control").hidden = !levels.length;
+}
+
 // ---------------------------------------------------------------- stepping through backward
 
 function showStep() {
@@ -683,12 +708,14 @@ SVG.addEventListener("dblclick", e => {
 document.getElementById("collapse-all").addEventListener("click", () => {
   state.collapsed = new Set(GROUPS.map(g => g.id));
   state.unfolded.clear();
+  document.getElementById("depth").value = "0";  // every module call collapsed, as at depth 0
   redraw();
   fit(false);
 });
 document.getElementById("expand-all").addEventListener("click", () => {
   state.collapsed.clear();
   state.unfolded = new Set(GROUPS.filter(g => g.fold).map(g => g.id));
+  document.getElementById("depth").value = "all";
   redraw();
   fit(false);
 });
@@ -705,6 +732,7 @@ if (!DATA.trace.ran) {
 }
 document.getElementById("notes").innerHTML = DATA.notes.map(n => `<div>${esc(n)}</div>`).join("");
 
+depthControl();
 draw();
 fit(false);
 legend();
