@@ -39,6 +39,27 @@ def _by_channel(a: np.ndarray, batch_last: bool) -> np.ndarray:
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
+def _rows(values: np.ndarray, part: slice) -> np.ndarray:
+    """The channels `part` of `values` (P, C, Q) as (c, P*Q): each channel's numbers in one run, as NumPy's
+    loops run fastest. A view when P = 1 (batch-last); in (N, C, ...) order a copy of the slice, which
+    stays in the cache (the passes over it then run 2-3x faster than over N runs of Q, measured)."""
+    if values.shape[0] == 1:
+        return values[0, part]
+    return np.ascontiguousarray(values[:, part].swapaxes(0, 1)).reshape(part.stop - part.start, -1)
+
+
+def _rows_out(out: np.ndarray, part: slice) -> np.ndarray:
+    """Where to compute the channels `part` of `out` (P, C, Q) as (c, P*Q): a view of it when P = 1, else a
+    buffer that `_store` copies back."""
+    return out[0, part] if out.shape[0] == 1 else np.empty((part.stop - part.start, out.shape[0] * out.shape[2]),
+                                                              out.dtype)
+
+
+def _store(out: np.ndarray, part: slice, rows: np.ndarray) -> None:
+    if out.shape[0] != 1:
+        out[:, part] = rows.reshape(rows.shape[0], out.shape[0], out.shape[2]).swapaxes(0, 1)
+
+
 def _empty_like(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """An uninitialised array of a's shape, batch-last in memory if a is, else C-contiguous: _by_channel
     of it (in the same order) is a view to write into."""
@@ -73,9 +94,10 @@ def batch_statistics(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray,
     mean, variance = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
 
     def statistics(part: slice) -> None:
-        mean[part] = values[:, part].sum(axis=(0, 2)) / count
-        centred = values[:, part] - mean[None, part, None]
-        variance[part] = np.einsum("pcq,pcq->c", centred, centred) / count
+        rows = _rows(values, part)
+        mean[part] = rows.sum(axis=1) / count
+        centred = rows - mean[part, None]
+        variance[part] = np.einsum("cq,cq->c", centred, centred) / count
 
     _by_slices(statistics, channels, count)
     invstd = (1.0 / np.sqrt(variance + eps)).astype(x.dtype, copy=False)
@@ -108,16 +130,18 @@ def _batch_norm_vjp(x: np.ndarray, g: np.ndarray, weight: np.ndarray, mean: np.n
     dx_values = None if dx is None else _by_channel(dx, batch_last)
 
     def vjp(part: slice) -> None:
-        gp = grads[:, part]
-        centred = values[:, part] - mean[None, part, None]
-        db[part] = gp.sum(axis=(0, 2))
-        dw[part] = np.einsum("pcq,pcq->c", gp, centred) * invstd[part]
+        gp = _rows(grads, part)
+        centred = _rows(values, part) - mean[part, None]
+        db[part] = gp.sum(axis=1)
+        dw[part] = np.einsum("cq,cq->c", gp, centred) * invstd[part]
         if dx_values is not None:
             a = invstd[part] * weight[part]
-            np.multiply(centred, (-a * invstd[part] * dw[part] / count)[None, :, None], out=centred)
-            centred -= (a * db[part] / count)[None, :, None]
-            np.multiply(gp, a[None, :, None], out=dx_values[:, part])
-            dx_values[:, part] += centred
+            np.multiply(centred, (-a * invstd[part] * dw[part] / count)[:, None], out=centred)
+            centred -= (a * db[part] / count)[:, None]
+            dx_rows = _rows_out(dx_values, part)
+            np.multiply(gp, a[:, None], out=dx_rows)
+            dx_rows += centred
+            _store(dx_values, part, dx_rows)
 
     _by_slices(vjp, channels, count)
     return dx, dw, db
@@ -139,8 +163,10 @@ class BatchNorm(Primitive):
         out = _by_channel(y, batch_last)
 
         def transform(part: slice) -> None:
-            np.multiply(values[:, part], scale[None, part, None], out=out[:, part])
-            out[:, part] += shift[None, part, None]
+            rows = _rows_out(out, part)
+            np.multiply(_rows(values, part), scale[part, None], out=rows)
+            rows += shift[part, None]
+            _store(out, part, rows)
 
         _by_slices(transform, values.shape[1], values.shape[0] * values.shape[2])
         ctx.save_for_backward(x, weight)
