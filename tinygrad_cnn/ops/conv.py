@@ -55,9 +55,8 @@ def _batch_last(x: np.ndarray) -> np.ndarray:
 def _batch_last_copy(x: np.ndarray, padding: Padding = (0, 0, 0, 0)) -> np.ndarray:
     """(N, C, H, W) -> a C-contiguous (C, H + top + bottom, W + left + right, N) copy, zeros around.
     From (N, C, H, W) memory it copies a few images at a time, so that each position's numbers
-    written are one 64-byte cache line (2-3x faster than one transposing copy: 1.55 -> 0.6 ms for
-    (64, 16, 32, 32), measured); from memory already batch-innermost (our ops' outputs), whole rows
-    at once (4x faster than by cache lines: 0.53 -> 0.13 ms). Only the border is zeroed."""
+    written are one 64-byte cache line (faster than one transposing copy); from memory already
+    batch-innermost (our ops' outputs), whole rows at once. Only the border is zeroed."""
     n, c, h, w = x.shape
     left, right, top, bottom = padding
     out = np.empty((c, h + top + bottom, w + left + right, n), dtype=x.dtype)
@@ -116,9 +115,9 @@ def _im2col(windows: np.ndarray, blocks: list[tuple[int, int]], use: Callable[[i
     """im2col, a block of output rows at a time: use(i, start, stop, columns) for each block i of `blocks`, with
     columns (C*KH*KW, stop - start, OW*N) copied out of `windows` (C, KH, KW, OH, OW, N). The whole columns are
     KH*KW times the image (38 MB for a (64, 16, 32, 32) input and a 3 x 3 kernel); made and used a block at a
-    time, in a buffer that each thread reuses, they stay in the cache and cost no memory (for that input,
-    one thread: the copies 3.7 -> 0.5 ms, copies and product 11.1 -> 5.3 ms, measured). The blocks are
-    shared out among threads (threads.py), each thread copying and multiplying its own."""
+    time, in a buffer that each thread reuses, they stay in the cache and cost no memory (docs/benchmarks.md
+    has the timings). The blocks are shared out among threads (threads.py), each thread copying and
+    multiplying its own."""
     c, kh, kw, oh, ow, n = windows.shape
 
     def run(first: int, last: int) -> None:

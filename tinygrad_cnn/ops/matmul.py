@@ -35,7 +35,7 @@ class MatMul(Primitive):
     jvp = staticmethod(multilinear_jvp)  # tx @ y + x @ ty
 
 
-SPLIT_WORK = 1 << 22  # multiply-adds from which a product is split among threads (~100 us of one core)
+SPLIT_WORK = 1 << 22  # multiply-adds from which a product is split among threads: below, handing out costs more
 
 
 def _product(x: np.ndarray, y: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:

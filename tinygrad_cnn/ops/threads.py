@@ -7,11 +7,11 @@ into one run of pieces per thread. Each piece is computed as it would be alone, 
 depend on the number of threads.
 
 Matrix products are OpenBLAS's, which by default keeps a thread per core of its own. Its idle
-threads spin for a while after each product, and on a 2-core machine a spinning BLAS thread halves
-the speed of the copies that run between the products of a convolution (measured: the im2col copies
-of a 16-channel layer 1.0 -> 2.0 ms). So importing tinygrad_cnn holds NumPy's OpenBLAS to one thread
-(`hold_blas_threads`), and the ops with large products split them among our threads instead (a
-convolution by blocks of output rows: 5.9 -> 4.0 ms for that layer's forward). Like the allocator
+threads spin for a while after each product, and on a 2-core machine a spinning BLAS thread slows
+the copies that run between the products of a convolution, and any other library in the process
+(docs/benchmarks.md, "CIFAR-size networks"). So importing tinygrad_cnn holds NumPy's OpenBLAS to one
+thread (`hold_blas_threads`), and the ops with large products split them among our threads instead
+(a convolution by blocks of output rows, each thread copying and multiplying its own). Like the allocator
 setting, this changes the whole process: NumPy products a script makes itself run on one thread;
 `release_blas_threads()` gives OpenBLAS back its threads (and our ops then leave their products whole).
 
