@@ -1,7 +1,8 @@
 """Process settings shared by the benchmark scripts. Import this before NumPy; it imports nothing heavy.
 
 `--threads N` sets the BLAS and OpenMP thread counts, which OpenBLAS reads once, when NumPy loads
-it. One thread per core is the libraries' default, but on a machine that other jobs share, a BLAS
+it; OMP_NUM_THREADS is also how many threads tinygrad_cnn's ops share their work among (importing it
+holds NumPy's OpenBLAS to one thread: tinygrad_cnn/ops/threads.py). One thread per core is the libraries' default, but on a machine that other jobs share, a BLAS
 thread that loses its core stalls the others, and small matrix products get 10-100x slower.
 
 Importing tinygrad_cnn makes glibc's malloc keep the memory a step frees instead of handing it back

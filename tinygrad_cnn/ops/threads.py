@@ -25,6 +25,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+import numpy as np
+
 
 def _default_threads() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -79,7 +81,6 @@ _blas: dict = {"held": False, "set": None, "before": None}
 def _numpy_openblas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
     """(set_num_threads, get_num_threads) of the OpenBLAS that NumPy loaded, found among the libraries
     of this process (Linux's /proc/self/maps); None elsewhere, or for another BLAS."""
-    import numpy as np
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps:
             paths = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}

@@ -229,7 +229,7 @@ class _Groups:
         folds = self.folds()
         groups = []
         for gid, scope in self.scopes.values():
-            kind, level = getattr(scope, "kind", "composite"), self.level(scope)
+            kind, level = scope.kind, self.level(scope)
             collapsed = kind == "composite" or (depth is not None and level is not None and level >= depth)
             groups.append({"id": gid, "kind": kind, "label": self.label(scope), "parent": self.of(scope.parent),
                            "level": level, "collapsed": collapsed, "members": [], "shapes": [],
@@ -239,8 +239,8 @@ class _Groups:
                 groups[node["group"]]["members"].append(node["id"])
         for src, dst in edges:  # a value leaving a group: its shape shows on the group's node
             outside = set(self.chain(groups, nodes[dst]["group"]))
+            shapes = [tuple(out["shape"]) for out in nodes[src]["outputs"]]
             for gid in self.chain(groups, nodes[src]["group"]):
-                shapes = [tuple(out["shape"]) for out in nodes[src]["outputs"]]
                 if gid not in outside:
                     groups[gid]["shapes"] += [list(s) for s in shapes if list(s) not in groups[gid]["shapes"]]
         return groups
