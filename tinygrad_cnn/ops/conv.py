@@ -191,9 +191,14 @@ def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, grad_shape: tuple, 
         else:
             per_group = c // groups
             part, channels, group = filters[first:last], slice(first * per_group, last * per_group), slice(first, last)
+        buffer = None
         for start, stop in blocks:
-            grads = rows[:, start:stop].reshape(groups, o // groups, (stop - start) * ow * batch)[group]
-            taps = np.matmul(part, grads).reshape(channels.stop - channels.start, kh, kw, stop - start, ow, batch)
+            length = (stop - start) * ow * batch
+            if buffer is None:  # the first block is the largest; rows padded as im2col's
+                buffer = np.empty((*part.shape[:-1], length + ROW_PADDING), dtype=image.dtype)
+            grads = rows[:, start:stop].reshape(groups, o // groups, length)[group]
+            taps = np.matmul(part, grads, out=buffer[..., :length])
+            taps = taps.reshape(channels.stop - channels.start, kh, kw, stop - start, ow, batch)
             for i in range(kh):
                 for j in range(kw):
                     image[channels, start * sh + i * dh:(stop - 1) * sh + i * dh + 1:sh,
@@ -331,12 +336,14 @@ class ConvTranspose2d(Primitive):
         (kh, kw), (dh, dw) = w.shape[-2:], dilation
         left, right, top, bottom = padding
         full = (dw * (kw - 1) - left, dw * (kw - 1) - right, dh * (kh - 1) - top, dh * (kh - 1) - bottom)
-        if stride == (1, 1) and min(full) >= 0 and w.shape[0] <= w.shape[1] * groups:
+        copied, added = w.shape[0] * math.prod(input_size), 2 * w.shape[1] * groups * math.prod(g.shape[2:])
+        if stride == (1, 1) and min(full) >= 0 and copied <= added:
             # Fast path: with stride 1 the transposed convolution is a convolution of g, padded to the
             # "full" size, with the flipped, channel-swapped filters: one product per block of columns
             # instead of a product and KH*KW strided adds. Its im2col copies O*KH*KW numbers per pixel
-            # where the adds touch C*KH*KW: it pays when g has no more channels than dx (ResNet-20's
-            # layers; LeNet's second convolution, 16 -> 6, is slower this way: docs/benchmarks.md).
+            # of dx where the adds touch C*KH*KW per pixel of g, each touch a read and a write: it pays
+            # when O*H*W <= 2*C*OH*OW (ResNet-20's layers; not LeNet's second convolution, 16 -> 6 with
+            # a 10 x 10 output: docs/benchmarks.md).
             return _convolve(_padded(g, full), _flipped(w, groups), None, stride, dilation, groups)
         return _sent_back(_grad_rows(g), w, groups, g.shape, input_size, padding, stride, dilation)
 
