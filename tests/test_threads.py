@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import time
 
 import numpy as np
 import pytest
@@ -66,6 +67,23 @@ def test_in_parallel_raises_what_a_piece_raises():
 
     with pytest.raises(ValueError, match="piece 5:10"):
         threads.in_parallel(work, 10)
+
+
+def test_in_parallel_raises_only_after_every_run_has_ended():
+    """The calling thread's piece fails at once while another thread is still writing: the exception
+    reaches the caller only after that thread is done, so no buffer is written after the call."""
+    tg.set_num_threads(2)
+    finished = []
+
+    def work(start, stop):
+        if start == 0:
+            raise ValueError("first piece")
+        time.sleep(0.2)
+        finished.append((start, stop))
+
+    with pytest.raises(ValueError, match="first piece"):
+        threads.in_parallel(work, 10)
+    assert finished == [(5, 10)]
 
 
 def _batch_last(a: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
 import numpy as np
@@ -56,7 +56,8 @@ def set_num_threads(num_threads: int) -> None:
 def in_parallel(work: Callable[[int, int], None], count: int, minimum: int = 1, blas: bool = False) -> None:
     """work(start, stop) over [0, count) in up to get_num_threads() runs of at least `minimum`
     pieces, run at once; the calling thread takes the first. Work whose time is mostly BLAS products
-    (`blas=True`) is split only while OpenBLAS is held to one thread. Exceptions are raised here."""
+    (`blas=True`) is split only while OpenBLAS is held to one thread. An exception is raised here,
+    once every run has ended."""
     runs = max(1, min(get_num_threads(), count // max(1, minimum)))
     if runs == 1 or (blas and not _blas["held"]):
         work(0, count)
@@ -66,7 +67,10 @@ def in_parallel(work: Callable[[int, int], None], count: int, minimum: int = 1, 
     if pool is None:
         pool = _pool[os.getpid()] = ThreadPoolExecutor(thread_name_prefix="tinygrad_cnn")
     others = [pool.submit(work, start, stop) for start, stop in zip(bounds[1:-1], bounds[2:])]
-    work(bounds[0], bounds[1])
+    try:
+        work(bounds[0], bounds[1])
+    finally:
+        wait(others)
     for done in others:
         done.result()
 
