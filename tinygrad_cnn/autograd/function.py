@@ -201,18 +201,25 @@ _NO_EDGE = (None, 0)
 _PLAIN = (np.ndarray, tuple, int, np.dtype, type(None))  # what a primitive saves besides Tensors
 
 
-def _kept(value: Any, inputs: tuple, out: Any, hooks: tuple | None) -> Any:
-    """How a primitive's node keeps one value its forward saved: an input's array becomes that
-    Tensor, the output's array a SavedTensor of it, another array (a mask) is kept as it is, or
-    packed as a Tensor if saved_tensors_hooks are on (anything else is kept as it is)."""
-    if type(value) is not np.ndarray:
-        return value
-    if value is out._array:
-        return SavedTensor(out, 0, hooks)
-    for t in inputs:
-        if value is t._array:
-            return t if hooks is None else SavedTensor(t, None, hooks)
-    return value if hooks is None else SavedTensor(out._wrap(value), None, hooks, array=True)
+def _kept(values: tuple, inputs: tuple, out: Any, hooks: tuple | None) -> tuple:
+    """How a primitive's node keeps the values its forward saved: the output's array becomes a
+    SavedTensor of it, an input's array that Tensor, another array (a mask) is kept as it is, or
+    packed as a Tensor if saved_tensors_hooks are on; anything else is kept as it is."""
+    kept = []
+    for value in values:
+        if type(value) is np.ndarray:
+            if value is out._array:
+                value = SavedTensor(out, 0, hooks)
+            else:
+                for t in inputs:
+                    if value is t._array:
+                        value = t if hooks is None else SavedTensor(t, None, hooks)
+                        break
+                else:
+                    if hooks is not None:
+                        value = SavedTensor(out._wrap(value), None, hooks, array=True)
+        kept.append(value)
+    return tuple(kept)
 
 
 def _kept_tensor(value: Any, outputs: tuple, hooks: tuple | None) -> Any:
@@ -343,14 +350,14 @@ class Primitive(Function):
             out = inputs[0]._wrap(data)
         else:
             out = inputs[0]._wrap(data, ctx)
-            ctx.next_functions = tuple([(t._edge or gradient_edge(t)) if need else _NO_EDGE
-                                        for t, need in zip(inputs, needs)])
+            ctx.next_functions = tuple([(t._edge or gradient_edge(t)) if t.requires_grad else _NO_EDGE
+                                        for t in inputs])
             ctx.output_meta, ctx.scope = ((data.shape, data.dtype),), modes.scope
             if False in needs:
                 ctx.constants = tuple([None if need else t for t, need in zip(inputs, needs)])
             if ctx._saved:
                 ctx.clock, hooks = VersionCounter.clock, current_pack_hooks()
-                ctx._saved = tuple([_kept(v, inputs, out, hooks) for v in ctx._saved])
+                ctx._saved = _kept(ctx._saved, inputs, out, hooks)
         if cls.returns_view:
             out._share_version_if_view(inputs[0])
         if dual_levels:  # forward-mode AD is on: the output's tangents (forward_ad.py)
