@@ -186,8 +186,10 @@ class Context(Node):
         if self.released:
             return
         self.released = True
-        if any(type(v) is np.ndarray or type(v) is SavedTensor or _is_tensor(v) for v in self._saved):
-            self.freed, self._saved = True, ()
+        for v in self._saved:
+            if v is not None and (type(v) is np.ndarray or type(v) is SavedTensor or _is_tensor(v)):
+                self.freed, self._saved = True, ()
+                break
         if self.constants:
             self.constants = tuple([None if t is None else weakref.ref(t) for t in self.constants])
         if self.scope is not None:
