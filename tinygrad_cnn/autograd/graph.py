@@ -139,7 +139,7 @@ def topological_order(roots: Sequence[Node]) -> list[Node]:
         elif node not in visited:
             visited.add(node)
             stack.append((node, True))
-            stack.extend((n, False) for n, _ in reversed(node.next_functions) if n is not None and n not in visited)
+            stack.extend([(n, False) for n, _ in reversed(node.next_functions) if n is not None and n not in visited])
     order.reverse()
     return order
 
