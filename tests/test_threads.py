@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import threading
 import time
 
 import numpy as np
@@ -84,6 +85,51 @@ def test_in_parallel_raises_only_after_every_run_has_ended():
     with pytest.raises(ValueError, match="first piece"):
         threads.in_parallel(work, 10)
     assert finished == [(5, 10)]
+
+
+def test_both_runs_the_second_job_on_another_thread_at_the_same_time():
+    """The first job waits for a signal that only the second gives: they must run at once, the
+    second on another thread; work either splits with in_parallel runs whole there."""
+    tg.set_num_threads(2)
+    signal, seen = threading.Event(), {}
+
+    def pieces_of_a_split():
+        pieces = []
+        threads.in_parallel(lambda start, stop: pieces.append((start, stop)), 10)
+        return pieces
+
+    def first():
+        seen["first"] = threading.get_ident()
+        assert signal.wait(timeout=30), "the second job did not run while the first did"
+        return "a", pieces_of_a_split()
+
+    def second():
+        seen["second"] = threading.get_ident()
+        signal.set()
+        return "b", pieces_of_a_split()
+
+    (a, first_pieces), (b, second_pieces) = threads.both(first, second)
+    assert (a, b) == ("a", "b") and seen["first"] == threading.get_ident() != seen["second"]
+    assert first_pieces == second_pieces == [(0, 10)]
+    assert len(pieces_of_a_split()) == 2  # outside `both`, the split is back
+
+
+def test_both_raises_only_after_both_jobs_have_ended_and_runs_in_turn_with_one_thread():
+    tg.set_num_threads(2)
+    finished = []
+
+    def fails():
+        raise ValueError("first job")
+
+    def slow():
+        time.sleep(0.2)
+        finished.append(True)
+
+    with pytest.raises(ValueError, match="first job"):
+        threads.both(fails, slow)
+    assert finished == [True]
+    tg.set_num_threads(1)
+    assert threads.both(threading.get_ident, threading.get_ident) == (threading.get_ident(),) * 2
 
 
 def _batch_last(a: np.ndarray) -> np.ndarray:

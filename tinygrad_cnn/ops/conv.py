@@ -39,8 +39,8 @@ from numpy.lib.stride_tricks import as_strided
 from ..autograd.forward_ad import levels as dual_levels
 from ..autograd.forward_ad import multilinear_jvp, tangent_sum
 from ..autograd.function import Primitive
-from ..autograd.grad_mode import is_grad_enabled
-from .threads import in_parallel
+from ..autograd.grad_mode import is_anomaly_enabled, is_grad_enabled
+from .threads import both, in_parallel
 from .window import output_size
 
 Pair = tuple[int, int]
@@ -299,15 +299,25 @@ class Conv2d(Primitive):
         x, image, w, x_shape, w_shape = ctx.saved_tensors
         need_x, need_w, *need_b = ctx.needs_input_grad
         geometry = weight_geometry = ctx.kwargs
-        if not is_grad_enabled() and not dual_levels and (need_x or need_w):
+        plain = not is_grad_enabled() and not dual_levels
+        if plain and (need_x or need_w):
             # Fast path of a plain backward, where no gradient has to be a graph (nor carry a forward-AD
             # tangent): both products get the gradient laid out batch-last (copied at most once), and
             # the weight gradient is taken from the image the forward has padded and laid out already.
             g = g._wrap(_batch_last_layout(g.detach().numpy()))
             if need_w:
                 x, weight_geometry = g._wrap(image.transpose(3, 0, 1, 2)), {**geometry, "padding": (0, 0, 0, 0)}
-        dx = ConvTranspose2d.apply(g, w, input_size=x_shape[-2:], **geometry) if need_x else None
-        dw = Conv2dWeightGrad.apply(x, g, kernel_size=w_shape[-2:], **weight_geometry) if need_w else None
+
+        def input_grad():
+            return ConvTranspose2d.apply(g, w, input_size=x_shape[-2:], **geometry) if need_x else None
+
+        def weight_grad():
+            return Conv2dWeightGrad.apply(x, g, kernel_size=w_shape[-2:], **weight_geometry) if need_w else None
+
+        # The two are independent: in a plain backward each runs on a core of its own (threads.both); in
+        # anomaly mode, whose checks of each op belong to this thread, one after the other.
+        together = plain and need_x and need_w and not is_anomaly_enabled()
+        dx, dw = both(input_grad, weight_grad) if together else (input_grad(), weight_grad())
         if not need_b:
             return dx, dw
         return dx, dw, g.sum((0, 2, 3)) if need_b[0] else None
