@@ -105,10 +105,17 @@ def _row_blocks(rows: int, numbers_per_row: int, numbers_per_block: int) -> Iter
 COLUMN_BLOCK = 1 << 19  # numbers in one block of im2col columns: 2 MB in float32 (measured best here of 1-8 MB)
 
 
-# Rows of the column buffer are this many numbers longer than a block's columns: BLAS reads a
-# matrix whose rows are a power-of-two apart (4096 numbers: two output rows of a (64, 16, 32, 32)
-# batch) at half speed, its rows competing for the same cache sets (measured).
+# Rows of the per-block buffers (im2col's columns, the transposed convolution's products) lie this many
+# numbers further apart than a block is long: BLAS reads or writes a matrix whose rows are a power of two
+# apart (4096 numbers: two output rows of a (64, 16, 32, 32) batch) at half speed, its rows competing for
+# the same cache sets (measured).
 ROW_PADDING = 16
+
+
+def _row_buffer(rows: tuple[int, ...], length: int, dtype: np.dtype) -> np.ndarray:
+    """An uninitialised (*rows, length) array whose rows lie ROW_PADDING numbers further apart than
+    `length`: a thread makes one for its first (largest) block and uses `[..., :length]` of it for each."""
+    return np.empty((*rows, length + ROW_PADDING), dtype=dtype)[..., :length]
 
 
 def _column_blocks(windows: np.ndarray) -> list[tuple[int, int]]:
@@ -132,8 +139,8 @@ def _im2col(windows: np.ndarray, blocks: list[tuple[int, int]], use: Callable[[i
             start, stop = blocks[i]
             block = windows[:, :, :, start:stop]
             length = (stop - start) * ow * n
-            if buffer is None:  # the first block is the largest
-                buffer = np.empty((c * kh * kw, length + ROW_PADDING), dtype=windows.dtype)
+            if buffer is None:
+                buffer = _row_buffer((c * kh * kw,), length, windows.dtype)
             columns = buffer[:, :length]
             np.copyto(columns.reshape(block.shape), block)
             use(i, start, stop, columns.reshape(c * kh * kw, stop - start, ow * n))
@@ -194,8 +201,8 @@ def _sent_back(rows: np.ndarray, w: np.ndarray, groups: int, grad_shape: tuple, 
         buffer = None
         for start, stop in blocks:
             length = (stop - start) * ow * batch
-            if buffer is None:  # the first block is the largest; rows padded as im2col's
-                buffer = np.empty((*part.shape[:-1], length + ROW_PADDING), dtype=image.dtype)
+            if buffer is None:
+                buffer = _row_buffer(part.shape[:-1], length, image.dtype)
             grads = rows[:, start:stop].reshape(groups, o // groups, length)[group]
             taps = np.matmul(part, grads, out=buffer[..., :length])
             taps = taps.reshape(channels.stop - channels.start, kh, kw, stop - start, ow, batch)

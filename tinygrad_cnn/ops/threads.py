@@ -84,24 +84,18 @@ def both(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]
     same size (a convolution's input and weight gradients) then take one hand-over between threads
     instead of one per split, and neither waits for the other half of a split. An exception is raised
     here, once both jobs have ended."""
-    if get_num_threads() == 1 or getattr(_alone, "on", False):
-        return first(), second()
-    other = _executor().submit(_run_alone, second)
-    _alone.on = True
-    try:
-        result = first()
-    finally:
-        _alone.on = False
-        wait([other])
-    return result, other.result()
+    jobs, results = (first, second), [None, None]
 
+    def run(start: int, stop: int) -> None:  # the jobs start:stop, on one thread
+        was_alone, _alone.on = getattr(_alone, "on", False), True
+        try:
+            for i in range(start, stop):
+                results[i] = jobs[i]()
+        finally:
+            _alone.on = was_alone
 
-def _run_alone(job: Callable[[], Any]) -> Any:
-    _alone.on = True
-    try:
-        return job()
-    finally:
-        _alone.on = False
+    in_parallel(run, 2)
+    return results[0], results[1]
 
 
 def _executor() -> ThreadPoolExecutor:
