@@ -208,10 +208,11 @@ def run_train(args: argparse.Namespace) -> int:
         _resume(run, saved, checkpoint)
     print("writing " + _listing([(path, when) for path, when in outputs if path is not None], run_dir))
     test_inputs = run.inputs(test_images)
+    batch = slice(0, config.batch_size)
+    graph_inputs = run.inputs(train_images[batch]) if graph is not None or explorer is not None else None
     for path in (graph, explorer):  # before training, so that a problem with it shows at once
         if path is not None:
-            batch = slice(0, config.batch_size)
-            save_graph(run.model, run.inputs(train_images[batch]), train_labels[batch], path)
+            save_graph(run.model, graph_inputs, train_labels[batch], path)
 
     first_epoch = saved_epoch = run.epoch
     stage = "training"

@@ -107,16 +107,22 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        hooked = self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
         if not modes.grad:  # no node is recorded: no call to mark
-            return call_module(self, args, kwargs) if hooked else self.forward(*args, **kwargs)
+            return self._call_impl(*args, **kwargs)
         # the nodes recorded inside point to this call (scopes.py), for drawings grouped by module
         outer = modes.scope
         modes.scope = ModuleCall(self, outer)
         try:
-            return call_module(self, args, kwargs) if hooked else self.forward(*args, **kwargs)
+            return self._call_impl(*args, **kwargs)
         finally:
             modes.scope = outer
+
+    def _call_impl(self, *args: Any, **kwargs: Any) -> Any:
+        """forward(*args, **kwargs), through the hooks if any are registered (introspect.call_module);
+        PyTorch's name for the same step."""
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return call_module(self, args, kwargs)
+        return self.forward(*args, **kwargs)
 
     def _add_hook(self, hooks: OrderedDict, hook: Callable, prepend: bool, with_kwargs: bool) -> RemovableHandle:
         handle = RemovableHandle(hooks, hook)

@@ -272,7 +272,7 @@ def _trace_record(trace: BackwardTrace | None, drawing: Drawing, ids: dict[str, 
         for key in held:
             holders[key] = holders.get(key, 0) + 1
     sizes = {key: size for held in buffers.values() for key, size in held.items()}
-    held_bytes = sum(sizes.values())
+    held_bytes = held_before = sum(sizes.values())
     steps = []
     for s in trace or ():
         for key in buffers.get(s.node, {}):
@@ -283,7 +283,7 @@ def _trace_record(trace: BackwardTrace | None, drawing: Drawing, ids: dict[str, 
         steps.append({"node": None if node is None else ids[node.name], "op": s.op,
                       "sent": [None if g is None else statistics(g, histogram=False) for g in s.grad_inputs],
                       "held": held_bytes, "us": round(s.seconds * 1e6, 1)})
-    return {"ran": trace is not None, "held_before": sum(sizes.values()), "steps": steps}
+    return {"ran": trace is not None, "held_before": held_before, "steps": steps}
 
 
 def _grads(drawing: Drawing, trace: BackwardTrace | None) -> list[list[dict[str, Any] | None]]:
